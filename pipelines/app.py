@@ -1,0 +1,94 @@
+"""The library entry points behind the CLI: each builds its resources, runs, cleans up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .config import load_job
+from .ledger import Ledger
+from .pipeline import RunOptions, run_products
+from .summary import RunSummary
+from .targets import Target, default_state_dir, fingerprint, resolve_target
+
+__all__ = ["SyncSettings", "client_for", "local_target", "open_target", "sync"]
+
+LOCAL_KEY = "local-emulator-key"  # the in-process emulator's own key: not a secret
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    job_path: Path
+    target: str = "local"
+    source: Path | None = None
+    full: bool = False
+    ledger_url: str | None = None
+    rejects_path: Path | None = None
+    api_key_file: Path | None = None
+    allow_production: bool = False
+    concurrency: int | None = None
+    batch_items: int | None = None
+    state_dir: Path = field(default_factory=default_state_dir)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    log: Callable[[str], None] = print
+
+
+def sync(settings: SyncSettings) -> RunSummary:
+    """Run one job against one target; the summary says what happened to every row."""
+    job = load_job(settings.job_path)
+    ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
+    try:
+        with open_target(settings, allow_production=job.allow_production) as target, \
+                client_for(target, job.batch.timeout_s,
+                           settings.concurrency or job.batch.concurrency) as client:
+            options = RunOptions(source=settings.source, full=settings.full,
+                                 rejects_path=settings.rejects_path,
+                                 state_dir=settings.state_dir, concurrency=settings.concurrency,
+                                 batch_items=settings.batch_items, log=settings.log)
+            return run_products(job, target, ledger, client, options)
+    finally:
+        ledger.close()
+
+
+def default_ledger_url(state_dir: Path) -> str:
+    return f"sqlite:///{(state_dir / 'ledger.sqlite').as_posix()}"
+
+
+@contextmanager
+def open_target(settings: SyncSettings, *, allow_production: bool = False) -> Iterator[Target]:
+    if settings.target == "local":
+        with local_target(settings.state_dir) as target:
+            yield target
+        return
+    yield resolve_target(settings.target, api_key_file=settings.api_key_file,
+                         environ=settings.environ,
+                         allow_production=settings.allow_production or allow_production,
+                         warn=settings.log)
+
+
+@contextmanager
+def local_target(state_dir: Path) -> Iterator[Target]:
+    """The emulator, in this process, keeping its data in the state directory between runs."""
+    from .emulator import Emulator, EmulatorSettings  # only the local target needs it
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+    db = (state_dir / "emulator.sqlite").resolve()
+    settings = EmulatorSettings(api_keys={LOCAL_KEY: "org_local"}, db_path=str(db))
+    with Emulator.start(settings) as emulator:
+        yield Target("local", emulator.base_url, LOCAL_KEY, fingerprint(f"local:{db}", LOCAL_KEY))
+
+
+def client_for(target: Target, timeout_s: float, concurrency: int) -> httpx.Client:
+    """One pooled keep-alive client for the whole run (CONTRACT §1.2: key in x-api-key)."""
+    return httpx.Client(
+        base_url=target.base_url,
+        headers={"x-api-key": target.api_key, "user-agent": "nymble-sync/0.1"},
+        timeout=httpx.Timeout(timeout_s, connect=10.0),
+        limits=httpx.Limits(max_connections=max(concurrency, 4) * 2,
+                            max_keepalive_connections=max(concurrency, 4) * 2),
+    )

@@ -1,0 +1,70 @@
+"""Column conversions from source text to the API's types, vectorized, reporting what failed.
+
+Every function returns the converted array (null where the input was null or invalid) and a
+boolean mask of the cells that held a value that did not convert: those rows are rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .contract import FieldType
+
+__all__ = ["convert", "normalize_text", "present"]
+
+_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_TRUE = ["true", "t", "yes", "y", "1"]
+_FALSE = ["false", "f", "no", "n", "0"]
+# Integers above 2**53 cannot round-trip through the float parse below.
+_MAX_EXACT_INT = 2**53
+
+
+def normalize_text(column: pa.Array) -> pa.Array:
+    """Trim stray spaces and treat a blank cell as missing, as PIM exports need."""
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        column = pc.cast(column, pa.string())
+    trimmed = pc.utf8_trim_whitespace(column)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+
+
+def present(column: pa.Array) -> np.ndarray:
+    return pc.is_valid(column).to_numpy(zero_copy_only=False)
+
+
+def convert(column: pa.Array, kind: FieldType) -> tuple[pa.Array, np.ndarray]:
+    if kind == "string":
+        return column, np.zeros(len(column), dtype=bool)
+    if kind == "boolean":
+        return _to_bool(column)
+    values, bad = _to_float(column)
+    if kind == "decimal":
+        return values, bad
+    return _to_int(values, bad)
+
+
+def _to_float(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    ok = pc.fill_null(pc.match_substring_regex(column, _DECIMAL), False)
+    bad = present(column) & ~ok.to_numpy(zero_copy_only=False)
+    cleaned = pc.if_else(ok, column, pa.scalar(None, column.type))
+    return pc.cast(cleaned, pa.float64()), bad
+
+
+def _to_int(values: pa.Array, bad: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    floats = values.to_numpy(zero_copy_only=False)
+    with np.errstate(invalid="ignore"):
+        integral = (np.floor(floats) == floats) & (np.abs(floats) < _MAX_EXACT_INT)
+    bad = bad | (~np.isnan(floats) & ~integral)
+    mask = np.isnan(floats) | ~integral
+    ints = np.where(mask, 0, floats).astype(np.int64)
+    return pa.array(ints, type=pa.int64(), mask=mask), bad
+
+
+def _to_bool(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    lowered = pc.utf8_lower(column)
+    is_true = pc.fill_null(pc.is_in(lowered, pa.array(_TRUE)), False)
+    is_false = pc.fill_null(pc.is_in(lowered, pa.array(_FALSE)), False)
+    known = pc.or_(is_true, is_false)
+    bad = present(column) & ~known.to_numpy(zero_copy_only=False)
+    return pc.if_else(known, is_true, pa.scalar(None, pa.bool_())), bad

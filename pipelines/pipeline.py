@@ -1,0 +1,235 @@
+"""One sync run, top to bottom: extract, map, validate, diff, load, ledger.
+
+``run_products`` is handed everything it talks to (ledger, HTTP client, target) and returns
+the run summary. A rerun after a crash needs nothing special: what the target acknowledged
+is in the ledger, and everything else is sent again, idempotently by externalId.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+
+from . import extract
+from .batching import Batch, Batcher, Pending
+from .config import CsvSource, JobConfig, ParquetSource, check_columns
+from .contract import BULK_ENDPOINTS
+from .diff import AckedState
+from .dispatch import Dispatcher
+from .errors import JobFileError, NymbleSyncError, Problem
+from .extract import Chunk
+from .ledger import Ledger
+from .load import BatchResult, RetryPolicy, Sender
+from .mapping import map_products
+from .price_list import PriceListIndex
+from .records import key_hashes, serialize
+from .rejects import Reject, RejectsWriter
+from .summary import RunSummary
+from .targets import Target
+from .validate import KeyTracker, check_products, split_rejects
+
+__all__ = ["RunOptions", "open_source", "run_products"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    source: Path | None = None  # replaces the job's source path for this run
+    full: bool = False  # send everything, even what the target already has
+    rejects_path: Path | None = None
+    state_dir: Path = Path(".nymble-sync")
+    concurrency: int | None = None
+    batch_items: int | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    log: Callable[[str], None] = print
+
+
+def open_source(source: CsvSource | ParquetSource, path: Path | None = None,
+                log: Callable[[str], None] = print) -> tuple[list[str], Iterator[Chunk]]:
+    """The source's columns (read before any data) and its chunks."""
+    path = path or source.path
+    if isinstance(source, ParquetSource):
+        return extract.parquet_columns(path), extract.read_parquet(path)
+    encoding = source.encoding
+    if encoding == "auto":
+        choice = extract.detect_encoding(path)
+        log(f"{path}: reading as {choice.encoding} ({choice.reason})")
+        encoding = choice.encoding
+    columns = extract.csv_columns(path, encoding=encoding, delimiter=source.delimiter)
+    return columns, extract.read_csv(path, encoding=encoding, delimiter=source.delimiter)
+
+
+def run_products(job: JobConfig, target: Target, ledger: Ledger, client: httpx.Client,
+                 options: RunOptions) -> RunSummary:
+    source_name = str(options.source or job.source.path)
+    columns, chunks = open_source(job.source, options.source, options.log)
+    check_columns(job, columns, source=source_name)
+    price_list = _load_price_list(job, options)
+    run = _Run(job, target, ledger, client, options, source_name)
+    return run.execute(chunks, price_list)
+
+
+def _load_price_list(job: JobConfig, options: RunOptions) -> tuple[PriceListIndex | None,
+                                                                   list[Reject]]:
+    if job.price_list is None:
+        return None, []
+    columns, chunks = open_source(job.price_list.source, log=options.log)
+    cfg = job.price_list
+    missing = [c for c in (cfg.key, cfg.tier, cfg.quantity, cfg.price) if c not in columns]
+    if missing:
+        raise JobFileError(str(job.path), [Problem("price_list", f"column {c!r} is not in "
+                                                   f"{cfg.source.path}") for c in missing])
+    return PriceListIndex.load(cfg, chunks)
+
+
+class _Run:
+    """The state of one run; its methods are the stages, called in order by ``execute``."""
+
+    def __init__(self, job: JobConfig, target: Target, ledger: Ledger, client: httpx.Client,
+                 options: RunOptions, source: str):
+        self.job, self.target, self.ledger, self.options = job, target, ledger, options
+        self.source = source
+        self.summary = RunSummary(job=job.job, entity=job.entity, target=target.label)
+        self.sender = Sender(client, BULK_ENDPOINTS[job.entity], policy=options.policy)
+        self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
+        self._queue: deque[Batch] = deque()
+        self.trackers = [KeyTracker("externalId", job.key),
+                         KeyTracker("sku", _sku_column(job), casefold=True)]
+
+    def execute(self, chunks: Iterator[Chunk], price_list) -> RunSummary:
+        started = time.perf_counter()
+        index, list_rejects = price_list
+        crashed = self.ledger.abandon_unfinished(job=self.job.job, target_id=self.target.id,
+                                                 entity=self.job.entity)
+        if crashed:
+            self.options.log(f"finishing the work of interrupted run(s) {crashed}")
+        run_id = self.ledger.begin_run(job=self.job.job, target_id=self.target.id,
+                                       target_label=self.target.label, entity=self.job.entity,
+                                       source=self.source, full=self.options.full)
+        self.summary.run_id = run_id
+        self.run_id = run_id
+        state = AckedState.empty() if self.options.full else AckedState(
+            *self.ledger.acked_state(target_id=self.target.id, entity=self.job.entity))
+        rejects_path = self.options.rejects_path or (
+            self.options.state_dir / "rejects" / f"{self.job.job}-run{run_id}.csv")
+        self.rejects = RejectsWriter(rejects_path)
+        self.rejects.write(list_rejects)
+        self.dispatcher = Dispatcher(self.sender, self.options.concurrency
+                                     or self.job.batch.concurrency, self._record)
+        try:
+            self._stream(chunks, index, state)
+            self.summary.status = self._outcome()
+        except NymbleSyncError as exc:
+            self.summary.status = "failed"
+            self.summary.notes.append(str(exc))
+            self._stop()
+            raise
+        finally:
+            self._finish(started)
+        return self.summary
+
+    def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
+        for chunk in chunks:
+            self._queue.extend(self.batcher.add(self._prepare(chunk, index, state)))
+            self._send_queued()
+            self.ledger.heartbeat(self.run_id)
+        self._queue.extend(self.batcher.flush())
+        self._send_queued()
+        self.dispatcher.drain()
+
+    def _send_queued(self) -> None:
+        while self._queue:
+            batch = self._queue[0]
+            self.ledger.batch_pending(self.run_id, batch_id=batch.id, entity=self.job.entity,
+                                      item_count=len(batch.records), byte_count=batch.byte_count)
+            self.dispatcher.submit(batch)  # may raise AuthError collected from an earlier batch
+            self._queue.popleft()
+            self.summary.batches += 1
+
+    def _prepare(self, chunk: Chunk, index, state: AckedState) -> Pending:
+        """Map, check and hash one chunk; return the records that differ from the target."""
+        self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
+        table, failures = map_products(chunk, self.job, index)
+        failures += check_products(table, self.job)
+        candidates = ~np.logical_or.reduce([f.mask for f in failures]) if failures else \
+            np.ones(len(table), dtype=bool)
+        for tracker in self.trackers:
+            dup = tracker.check(table, candidates, key_hashes)
+            if dup is not None:
+                failures.append(dup)
+                candidates &= ~dup.mask
+        table, rows, rejects = split_rejects(table, chunk.rows, failures, source=chunk.source)
+        self._reject(list(chunk.rejects) + rejects, len(chunk.rejects) + len(chunk.table)
+                     - len(table))
+        return self._changed(table, rows, state)
+
+    def _changed(self, table: pa.Table, rows: np.ndarray, state: AckedState) -> Pending:
+        bodies, hashes = serialize(table)
+        ids = table.column("externalId").combine_chunks()
+        keys = key_hashes(ids)
+        same = state.unchanged(keys, hashes)
+        self.summary.unchanged += int(same.sum())
+        send = np.nonzero(~same)[0]
+        id_list = ids.take(pa.array(send)).to_pylist()
+        return Pending(id_list, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
+
+    def _reject(self, rejects: list[Reject], rows: int) -> None:
+        self.summary.rejected += rows
+        self.rejects.write(rejects)
+
+    def _record(self, batch: Batch, result: BatchResult) -> None:
+        """Main thread only: count a finished batch and write its outcomes to the ledger."""
+        rec, statuses = batch.records, [o.status for o in result.outcomes]
+        failed = [i for i, s in enumerate(statuses) if s == "failed"]
+        self.summary.created += statuses.count("created")
+        self.summary.updated += statuses.count("updated")
+        self.summary.failed += len(failed)
+        self.summary.requests += result.requests
+        self.summary.retries += result.retries
+        self.summary.throttled += result.throttled
+        if result.shrink:
+            self.batcher.max_items = max(1, self.batcher.max_items // 2)
+            self.batcher.max_bytes = max(1_000, self.batcher.max_bytes // 2)
+        self.ledger.record_outcomes(
+            self.run_id, batch_id=batch.id, target_id=self.target.id, entity=self.job.entity,
+            external_ids=rec.external_ids, key_hashes=rec.key_hashes,
+            content_hashes=rec.content_hashes, statuses=statuses,
+            messages=[o.message for o in result.outcomes])
+        self.ledger.batch_done(self.run_id, batch_id=batch.id,
+                               status="failed" if len(failed) == len(statuses) else "acked",
+                               http_status=result.http_status, attempts=result.requests,
+                               elapsed_ms=0.0, error="; ".join(result.errors) or None)
+        self.rejects.write(Reject(self.source, int(rec.rows[i]), rec.external_ids[i], None, None,
+                                  "api_failed", result.outcomes[i].message or "failed")
+                           for i in failed)
+
+    def _stop(self) -> None:
+        """Account for every record that will not be sent in this run (the next run will)."""
+        unsent = [*self.dispatcher.abandon(), *self._queue, *self.batcher.flush()]
+        self.summary.skipped += sum(len(b.records) for b in unsent)
+        self._queue.clear()
+
+    def _outcome(self) -> str:
+        return "partial" if self.summary.rejected or self.summary.failed else "succeeded"
+
+    def _finish(self, started: float) -> None:
+        self.dispatcher.close()
+        self.rejects.close()
+        self.summary.elapsed_s = time.perf_counter() - started
+        self.summary.rejects_path = str(self.rejects.path) if self.rejects.count else None
+        self.ledger.finish_run(self.run_id, status=self.summary.status,
+                               counts=self.summary.counts(),
+                               rejects_path=self.summary.rejects_path,
+                               elapsed_s=self.summary.elapsed_s)
+
+
+def _sku_column(job: JobConfig) -> str:
+    spec = job.fields.get("sku")
+    return spec if isinstance(spec, str) else "sku"
+

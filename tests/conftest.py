@@ -1,0 +1,60 @@
+"""Fixtures shared by every test module: real database servers, when this machine has them.
+
+PostgreSQL and MariaDB tests skip on a machine without the servers, but fail when
+``NYMBLE_REQUIRE_SERVICES=1`` (set by ``.ci/run``) says CI promises them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+PG_URL = os.environ.get("NYMBLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+MYSQL_URL = os.environ.get("NYMBLE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+def _services_required() -> bool:
+    return os.environ.get("NYMBLE_REQUIRE_SERVICES") == "1"
+
+
+def _reachable_or_skip(url: str, name: str) -> sa.Engine:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # any driver or network failure means "server not here"
+        engine.dispose()
+        if _services_required():
+            pytest.fail(f"{name} is required (NYMBLE_REQUIRE_SERVICES=1) but unreachable: {exc}")
+        pytest.skip(f"{name} not reachable at {url}: {exc}")
+    return engine
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards."""
+    engine = _reachable_or_skip(PG_URL, "PostgreSQL")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def mysql_url():
+    """A MariaDB/MySQL URL on a fresh database, dropped afterwards."""
+    engine = _reachable_or_skip(MYSQL_URL, "MariaDB")
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{db}`"))
+    yield MYSQL_URL.rsplit("/", 1)[0] + f"/{db}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE `{db}`"))
+    engine.dispose()

@@ -1,0 +1,78 @@
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import check_columns, load_job
+from pipelines.errors import JobFileError
+
+GOOD = """
+entity: products
+source: {type: csv, path: products.csv}
+key: sku
+fields:
+  sku: sku
+  price: price_retail
+  currencyCode: {value: USD}
+  active: {column: status, map: {A: true, I: false}}
+prices:
+  - {tier: Retail, price: price_retail}
+  - {tier: Wholesale, price: price_wholesale_50, atQuantity: 50}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "job.yml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_job_files_parse():
+    for path in Path("mappings").glob("*.yml"):
+        assert load_job(path).entity in {"products"}
+
+
+def test_a_good_job_parses_into_typed_models(tmp_path):
+    job = load_job(write(tmp_path, GOOD))
+    assert job.job == "job"  # defaults to the file name
+    assert job.fields["currencyCode"].value == "USD"
+    assert job.fields["active"].map == {"A": True, "I": False}
+    assert [p.atQuantity for p in job.prices] == [1, 50]
+
+
+def test_every_mistake_is_reported_at_once_with_key_and_fix(tmp_path):
+    bad = GOOD.replace("sku: sku\n", "skuu: sku\n").replace("type: csv", "type: xls")
+    bad = bad.replace("atQuantity: 50", "atQuantity: 0") + "colour: blue\n"
+    with pytest.raises(JobFileError) as err:
+        load_job(write(tmp_path, bad))
+    text = str(err.value)
+    assert str(tmp_path / "job.yml") in text
+    assert "fields.skuu: is not a Nymble product field (did you mean 'sku'?)" in text
+    assert "source type must be 'csv' or 'parquet'" in text
+    assert "prices.1.atQuantity" in text
+    assert "colour: is not a known key" in text
+    assert len(err.value.problems) == 4
+
+
+def test_a_field_spec_of_the_wrong_shape_names_the_accepted_shapes(tmp_path):
+    with pytest.raises(JobFileError, match=r"fields.price: must be a column name, \{value"):
+        load_job(write(tmp_path, GOOD.replace("price: price_retail\n", "price: 12\n", 1)))
+
+
+def test_unknown_source_columns_get_a_close_match(tmp_path):
+    job = load_job(write(tmp_path, GOOD))
+    with pytest.raises(JobFileError) as err:
+        check_columns(job, ["sku", "price_retial", "status", "price_wholesale_50"],
+                      source="products.csv")
+    assert err.value.problems[0].key == "fields.price"
+    assert "did you mean 'price_retial'?" in str(err.value)
+    assert len(err.value.problems) == 2  # fields.price and prices[0].price
+
+
+def test_not_yaml_is_a_clear_error(tmp_path):
+    with pytest.raises(JobFileError, match="not valid YAML"):
+        load_job(write(tmp_path, "entity: [products"))
+
+
+def test_a_missing_job_file_is_a_clear_error(tmp_path):
+    with pytest.raises(JobFileError, match="cannot read"):
+        load_job(tmp_path / "nope.yml")
