@@ -113,3 +113,5 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
         click.echo(f"  rejects: {s.rejects_path}")
     for note in s.notes:
         click.echo(f"  note: {note}")
+if __name__ == "__main__":
+    main()

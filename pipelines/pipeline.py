@@ -160,12 +160,12 @@ class _Run:
         candidates = ~np.logical_or.reduce([f.mask for f in failures]) if failures else \
             np.ones(len(table), dtype=bool)
         for tracker in self.trackers:
-            dup = tracker.check(table, candidates, key_hashes)
+            dup = tracker.check(table, chunk.rows, candidates, key_hashes)
             if dup is not None:
                 failures.append(dup)
                 candidates &= ~dup.mask
         table, rows, rejects = split_rejects(table, chunk.rows, failures, source=chunk.source)
-        self._reject(list(chunk.rejects) + rejects, len(chunk.rejects) + len(chunk.table)
+        self._reject(sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0), len(chunk.rejects) + len(chunk.table)
                      - len(table))
         return self._changed(table, rows, state)
 

@@ -5,6 +5,7 @@ Checks are boolean masks over whole columns; only the failing rows become ``Reje
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ class Failure:
     values: pa.Array | None
     rule: str
     message: str
+    related: dict[int, int] | None = None  # row index → the earlier row it conflicts with
 
 
 def check_products(table: pa.Table, job: JobConfig) -> list[Failure]:
@@ -70,33 +72,50 @@ def _too_long(table: pa.Table, column: str) -> Failure:
 class KeyTracker:
     """Remembers the keys already seen in this run, so a second row with one is rejected.
 
-    Keys are 64-bit hashes in one sorted array: a million keys cost 8 MB, not a Python set.
+    Keys are 64-bit hashes in one sorted array (with the row that first had each): a million
+    keys cost 16 MB, not a Python set of strings.
     """
 
     def __init__(self, field: str, column: str, *, casefold: bool = False):
         self.field, self.column, self.casefold = field, column, casefold
         self._seen = np.empty(0, dtype=np.int64)
+        self._first_row = np.empty(0, dtype=np.int64)
 
-    def check(self, table: pa.Table, candidates: np.ndarray, hashes) -> Failure | None:
-        """Flag rows (among ``candidates``) whose key occurred earlier in the run or chunk."""
+    def check(self, table: pa.Table, rows: np.ndarray, candidates: np.ndarray,
+              hashes: Callable[[pa.Array], np.ndarray]) -> Failure | None:
+        """Flag rows (among ``candidates``) whose key occurred on an earlier row of the run."""
         values = table.column(self.field).combine_chunks()
-        if self.casefold:
-            values = pc.utf8_lower(values)
-        keys = hashes(values)
-        dup = np.zeros(len(table), dtype=bool)
+        keys = hashes(pc.utf8_lower(values) if self.casefold else values)
         idx = np.nonzero(candidates & present(values))[0]
-        pos = np.searchsorted(self._seen, keys[idx])
-        earlier = (pos < len(self._seen)) & (self._seen[np.minimum(pos, len(self._seen) - 1)]
-                                             == keys[idx]) if len(self._seen) else np.zeros(len(idx), bool)
+        first_row = self._earlier(keys[idx])
         _, first = np.unique(keys[idx], return_index=True)
-        within = np.ones(len(idx), dtype=bool)
-        within[first] = False
-        dup[idx] = earlier | within
-        self._seen = np.union1d(self._seen, keys[idx[~dup[idx]]])
-        if not dup.any():
+        later = np.ones(len(idx), dtype=bool)
+        later[first] = False  # a repeat within this chunk points at the chunk's first row
+        firsts = dict(zip(keys[idx[first]].tolist(), rows[idx[first]].tolist(), strict=True))
+        first_row[later & (first_row < 0)] = [firsts[k] for k in keys[idx][later & (first_row < 0)]]
+        new = first_row < 0
+        self._remember(keys[idx[new]], rows[idx[new]])
+        if new.all():
             return None
+        dup = np.zeros(len(table), dtype=bool)
+        dup[idx[~new]] = True
+        earlier = {int(i): int(r) for i, r in zip(idx[~new], first_row[~new], strict=True)}
         return Failure(dup, self.column, values, f"duplicate_{self.field}",
-                       f"{self.field} occurs more than once in this run; the first row is kept")
+                       f"{self.field} already appeared on an earlier row; only the first is sent",
+                       related=earlier)
+
+    def _earlier(self, keys: np.ndarray) -> np.ndarray:
+        """The row where each key was first seen in an earlier chunk, or -1."""
+        if not len(self._seen):
+            return np.full(len(keys), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self._seen, keys), len(self._seen) - 1)
+        return np.where(self._seen[pos] == keys, self._first_row[pos], -1)
+
+    def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        seen = np.concatenate([self._seen, keys])
+        order = np.argsort(seen, kind="stable")
+        self._seen = seen[order]
+        self._first_row = np.concatenate([self._first_row, rows])[order]
 
 
 def split_rejects(
@@ -109,20 +128,35 @@ def split_rejects(
     if not bad.any():
         return table, rows, []
     ids = table.column("externalId").combine_chunks()
-    rejects = [r for f in failures for r in _describe(f, ids, rows, source)]
-    rejects.sort(key=lambda r: r.row or 0)
+    rejects = _unique([r for f in failures for r in _describe(f, ids, rows, source)])
     keep = pa.array(~bad)
     return table.filter(keep), rows[~bad], rejects
 
 
+def _unique(rejects: list[Reject]) -> list[Reject]:
+    """One line per row, column and rule: two checks of one cell would only repeat each other."""
+    seen: set[tuple] = set()
+    out = []
+    for r in sorted(rejects, key=lambda r: r.row or 0):
+        if (r.row, r.column, r.rule) not in seen:
+            seen.add((r.row, r.column, r.rule))
+            out.append(r)
+    return out
+
+
 def _describe(failure: Failure, ids: pa.Array, rows: np.ndarray, source: str) -> list[Reject]:
     idx = np.nonzero(failure.mask)[0]
+    related = failure.related or {}
     id_values = ids.take(pa.array(idx)).to_pylist()
     cell_values = (failure.values.take(pa.array(idx)).to_pylist() if failure.values is not None
                    else [None] * len(idx))
     return [
         Reject(source, int(rows[i]), ext, failure.column, None if v is None else str(v),
-               failure.rule, f"{failure.column or 'row'}: {failure.message}" if failure.column
-               else failure.message)
+               failure.rule, _message(failure, related.get(int(i))))
         for i, ext, v in zip(idx, id_values, cell_values, strict=True)
     ]
+
+
+def _message(failure: Failure, earlier_row: int | None) -> str:
+    text = f"{failure.column}: {failure.message}" if failure.column else failure.message
+    return text if earlier_row is None else f"{text} (row {earlier_row})"

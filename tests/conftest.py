@@ -58,3 +58,24 @@ def mysql_url():
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP DATABASE `{db}`"))
     engine.dispose()
+
+
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture
+def emulator():
+    """A fresh emulator on a free loopback port, one organization, no faults."""
+    from pipelines.emulator import Emulator, EmulatorSettings
+
+    with Emulator.start(EmulatorSettings(api_keys={API_KEY: "org_test"})) as emu:
+        yield emu
+
+
+@pytest.fixture
+def api(emulator):
+    """An HTTP client for reading the emulator's state in assertions."""
+    import httpx
+
+    with httpx.Client(base_url=emulator.base_url, headers={"x-api-key": API_KEY}) as client:
+        yield client

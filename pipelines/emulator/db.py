@@ -1,0 +1,129 @@
+"""The emulator's SQLite database: one connection, one lock, the schema and shared helpers."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["ENTITY_TABLES", "Database", "fetch_in", "next_number"]
+
+# entity name in stats -> table
+ENTITY_TABLES = {
+    "products": "products",
+    "customers": "customers",
+    "orders": "orders",
+    "invoices": "invoices",
+}
+_IN_CHUNK = 499  # plus the org parameter: 500 parameters per statement
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS products (
+    rid INTEGER PRIMARY KEY, org TEXT NOT NULL, product_id TEXT NOT NULL, external_id TEXT,
+    sku_lower TEXT NOT NULL, price REAL, active INTEGER NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS products_external_id ON products (org, external_id);
+CREATE INDEX IF NOT EXISTS products_sku ON products (org, sku_lower);
+CREATE TABLE IF NOT EXISTS customers (
+    org TEXT NOT NULL, number_lower TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (org, number_lower)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orders (
+    rid INTEGER PRIMARY KEY, org TEXT NOT NULL, id TEXT NOT NULL, external_id TEXT,
+    number_lower TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS orders_id ON orders (org, id);
+CREATE INDEX IF NOT EXISTS orders_external_id ON orders (org, external_id);
+CREATE INDEX IF NOT EXISTS orders_number ON orders (org, number_lower);
+CREATE TABLE IF NOT EXISTS invoices (
+    org TEXT NOT NULL, id TEXT NOT NULL, order_id TEXT, doc TEXT NOT NULL,
+    PRIMARY KEY (org, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS invoices_order ON invoices (org, order_id);
+CREATE TABLE IF NOT EXISTS categories (
+    org TEXT NOT NULL, name_lower TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (org, name_lower)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sequences (
+    org TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+    PRIMARY KEY (org, name)) WITHOUT ROWID;
+"""
+
+
+def _fold(value: Any) -> str | None:
+    """SQL `fold(x)`: case-insensitive text form; SQLite's own lower() is ASCII-only."""
+    if value is None:
+        return None
+    return str(value).casefold()
+
+
+class Database:
+    """One SQLite connection shared by all request threads, serialized by a lock."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self._conn = sqlite3.connect(
+            path or ":memory:", check_same_thread=False, isolation_level=None
+        )
+        self._lock = threading.RLock()
+        if path:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.create_function("fold", 1, _fold, deterministic=True)
+        self._conn.executescript(_SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection inside BEGIN ... COMMIT (ROLLBACK on error), holding the lock."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            yield self._conn
+
+    def reset(self) -> None:
+        with self.transaction() as conn:
+            for table in (*ENTITY_TABLES.values(), "categories", "sequences"):
+                conn.execute(f"DELETE FROM {table}")
+
+    def record_counts(self) -> dict[str, dict[str, int]]:
+        """{org: {entity: count}} for every org holding at least one record."""
+        counts: dict[str, dict[str, int]] = {}
+        with self.reading() as conn:
+            for entity, table in ENTITY_TABLES.items():
+                sql = f"SELECT org, count(*) FROM {table} GROUP BY org"
+                for org, n in conn.execute(sql):
+                    counts.setdefault(org, dict.fromkeys(ENTITY_TABLES, 0))[entity] = n
+        return counts
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def fetch_in(
+    conn: sqlite3.Connection, sql: str, org: str, values: Iterable[Any]
+) -> Iterator[Sequence[Any]]:
+    """Run `sql` (with `org = ?` then `IN ({marks})`) over `values` in chunks of 500 parameters."""
+    unique = list(dict.fromkeys(v for v in values if v is not None))
+    for start in range(0, len(unique), _IN_CHUNK):
+        chunk = unique[start : start + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        yield from conn.execute(sql.format(marks=marks), (org, *chunk))
+
+
+def next_number(conn: sqlite3.Connection, org: str, name: str, count: int = 1) -> int:
+    """Reserve `count` values of a per-organization counter; returns the first one.
+
+    Call inside a transaction.
+    """
+    row = conn.execute(
+        "INSERT INTO sequences (org, name, value) VALUES (?, ?, ?) "
+        "ON CONFLICT (org, name) DO UPDATE SET value = value + excluded.value RETURNING value",
+        (org, name, count),
+    ).fetchone()
+    return int(row[0]) - count + 1

@@ -1,0 +1,324 @@
+"""The run ledger: every run, batch and record outcome of nymble-sync, in one database."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Self
+
+import numpy as np
+import sqlalchemy as sa
+
+from pipelines.errors import LedgerError
+from pipelines.ledger.bulk import DriverStatements
+from pipelines.ledger.engine import SUPPORTED_DIALECTS, build_engine, display_url, translate_errors
+from pipelines.ledger.models import (
+    BATCH_STATUSES,
+    RUN_STATUSES,
+    BatchInfo,
+    BatchStatus,
+    RecordEvent,
+    RecordState,
+    RecordStatus,
+    RunInfo,
+    RunStatus,
+    check_status,
+)
+from pipelines.ledger.records import load_acked_state, write_outcomes
+from pipelines.ledger.schema import (
+    SCHEMA_VERSION,
+    batches,
+    ensure_schema,
+    record_events,
+    record_state,
+    runs,
+    watermarks,
+)
+from pipelines.ledger.upsert import upsert
+
+__all__ = ["Ledger"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Ledger:
+    """Records runs, batches and per-record outcomes; creates its tables on first use.
+
+    Every database failure surfaces as :class:`~pipelines.errors.LedgerError` naming the
+    ledger URL with its password hidden.
+    """
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._statements = DriverStatements(engine.dialect)
+        if engine.dialect.name not in SUPPORTED_DIALECTS:
+            raise LedgerError(
+                f"run ledger at {self.url_for_display}: {engine.dialect.name} is not supported; "
+                "use SQLite, PostgreSQL or MySQL/MariaDB"
+            )
+        with self._begin() as conn:
+            version = ensure_schema(conn)
+        if version > SCHEMA_VERSION:
+            # Writing with an older layout could break what a newer nymble-sync relies on.
+            raise LedgerError(
+                f"run ledger at {self.url_for_display} has schema version {version}; this "
+                f"nymble-sync understands up to {SCHEMA_VERSION}: upgrade nymble-sync"
+            )
+
+    @classmethod
+    def connect(cls, url: str) -> Ledger:
+        """Open (and if needed create) the ledger at ``url``; the ledger owns the engine."""
+        engine = build_engine(url)
+        try:
+            return cls(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+
+    def close(self) -> None:
+        """Close pooled connections. The engine stays usable, so closing twice is harmless."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def url_for_display(self) -> str:
+        return display_url(self._engine.url)
+
+    @contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction that commits on success."""
+        secret = self._engine.url.password
+        with translate_errors(self.url_for_display, secret), self._engine.begin() as conn:
+            yield conn
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def begin_run(
+        self, *, job: str, target_id: str, target_label: str, entity: str, source: str, full: bool
+    ) -> int:
+        """Record a new run as 'running'; return its id."""
+        now = _now()
+        values = dict(job=job, target_id=target_id, target_label=target_label, entity=entity)
+        values |= dict(source=source, full=full, status="running", started_at=now)
+        values |= dict(heartbeat_at=now, pid=os.getpid(), host=socket.gethostname())
+        with self._begin() as conn:
+            result = conn.execute(sa.insert(runs).values(values))
+        return int(result.inserted_primary_key[0])
+
+    def heartbeat(self, run_id: int) -> None:
+        """Mark the run alive now, so a stale heartbeat can tell a crash from a slow run."""
+        self._update_run(run_id, heartbeat_at=_now())
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: RunStatus,
+        counts: dict[str, int],
+        rejects_path: str | None,
+        elapsed_s: float,
+    ) -> None:
+        check_status(status, RUN_STATUSES, "run")
+        now = _now()
+        self._update_run(
+            run_id,
+            status=status,
+            finished_at=now,
+            heartbeat_at=now,
+            counts=json.dumps(counts, sort_keys=True),
+            rejects_path=rejects_path,
+            elapsed_s=elapsed_s,
+        )
+
+    def _update_run(self, run_id: int, **values: object) -> None:
+        with self._begin() as conn:
+            result = conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(values))
+        if result.rowcount == 0:
+            raise LedgerError(f"run ledger at {self.url_for_display} has no run {run_id}")
+
+    def abandon_unfinished(self, *, job: str, target_id: str, entity: str) -> list[int]:
+        """Mark runs of this job, target and entity still 'running' as 'crashed' and their
+        pending batches 'abandoned'; return those run ids, oldest first.
+
+        Call it while holding the job's lock: a run that is still 'running' then died.
+        """
+        scope = (runs.c.job == job, runs.c.target_id == target_id, runs.c.entity == entity)
+        now = _now()
+        with self._begin() as conn:
+            query = sa.select(runs.c.run_id).where(*scope, runs.c.status == "running")
+            run_ids = list(conn.scalars(query.order_by(runs.c.run_id)))
+            if run_ids:
+                conn.execute(
+                    sa.update(runs)
+                    .where(runs.c.run_id.in_(run_ids))
+                    .values(status="crashed", finished_at=now)
+                )
+                conn.execute(
+                    sa.update(batches)
+                    .where(batches.c.run_id.in_(run_ids), batches.c.status == "pending")
+                    .values(status="abandoned", done_at=now)
+                )
+        return run_ids
+
+    def recent_runs(self, *, limit: int = 20, job: str | None = None) -> list[RunInfo]:
+        """The newest runs first, optionally of one job only."""
+        query = sa.select(runs).order_by(runs.c.run_id.desc()).limit(limit)
+        if job is not None:
+            query = query.where(runs.c.job == job)
+        with self._begin() as conn:
+            return [RunInfo.from_row(row) for row in conn.execute(query)]
+
+    def run_info(self, run_id: int) -> RunInfo | None:
+        with self._begin() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+        return None if row is None else RunInfo.from_row(row)
+
+    def run_batches(self, run_id: int) -> list[BatchInfo]:
+        """The run's batches in the order they were sent."""
+        query = (
+            sa.select(batches)
+            .where(batches.c.run_id == run_id)
+            .order_by(batches.c.sent_at, batches.c.batch_id)
+        )
+        with self._begin() as conn:
+            return [BatchInfo.from_row(row) for row in conn.execute(query)]
+
+    def last_successful_run(self, *, job: str, target_id: str, entity: str) -> RunInfo | None:
+        """The newest run of this job, target and entity that ended 'succeeded'."""
+        query = (
+            sa.select(runs)
+            .where(runs.c.job == job, runs.c.target_id == target_id, runs.c.entity == entity)
+            .where(runs.c.status == "succeeded")
+            .order_by(runs.c.run_id.desc())
+            .limit(1)
+        )
+        with self._begin() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else RunInfo.from_row(row)
+
+    # --- batches: recorded before sending, acknowledged after ------------------------------
+
+    def batch_pending(
+        self, run_id: int, *, batch_id: str, entity: str, item_count: int, byte_count: int
+    ) -> None:
+        """Record a batch about to be sent; recording the same batch again resets it."""
+        values = dict(run_id=run_id, batch_id=batch_id, entity=entity, item_count=item_count)
+        values |= dict(byte_count=byte_count, status="pending", attempts=0, sent_at=_now())
+        reset = ("entity", "item_count", "byte_count", "status", "sent_at")
+        with self._begin() as conn:
+            conn.execute(upsert(conn.dialect, batches, reset).values(values))
+
+    def batch_done(
+        self,
+        run_id: int,
+        *,
+        batch_id: str,
+        status: BatchStatus,
+        http_status: int | None,
+        attempts: int,
+        elapsed_ms: float,
+        error: str | None,
+    ) -> None:
+        check_status(status, BATCH_STATUSES, "batch")
+        values = dict(status=status, http_status=http_status, attempts=attempts)
+        values |= dict(elapsed_ms=elapsed_ms, error=error, done_at=_now())
+        key = (batches.c.run_id == run_id, batches.c.batch_id == batch_id)
+        with self._begin() as conn:
+            result = conn.execute(sa.update(batches).where(*key).values(values))
+        if result.rowcount == 0:
+            raise LedgerError(
+                f"run ledger at {self.url_for_display} has no batch {batch_id} in run {run_id}"
+            )
+
+    # --- record state -------------------------------------------------------------------
+
+    def acked_state(self, *, target_id: str, entity: str) -> tuple[np.ndarray, np.ndarray]:
+        """(key_hash sorted ascending, content_hash aligned), int64 arrays, of the records
+        the target acknowledged (created/updated). Failed records are absent: resend them."""
+        with self._begin() as conn:
+            return load_acked_state(conn, target_id=target_id, entity=entity)
+
+    def record_outcomes(
+        self,
+        run_id: int,
+        *,
+        batch_id: str,
+        target_id: str,
+        entity: str,
+        external_ids: list[str],
+        key_hashes: np.ndarray,
+        content_hashes: np.ndarray,
+        statuses: list[RecordStatus],
+        messages: list[str | None],
+    ) -> None:
+        """In one transaction, upsert each record's state and append its history event.
+
+        created/updated store the content hash and clear the error; failed stores the
+        error and keeps the record out of :meth:`acked_state`, so the next run resends it.
+        """
+        with self._begin() as conn:
+            write_outcomes(
+                conn,
+                self._statements,
+                run_id=run_id,
+                batch_id=batch_id,
+                target_id=target_id,
+                entity=entity,
+                external_ids=external_ids,
+                key_hashes=key_hashes,
+                content_hashes=content_hashes,
+                statuses=statuses,
+                messages=messages,
+                now=_now(),
+            )
+
+    def record_history(
+        self, external_id: str, *, target_id: str | None = None, limit: int = 50
+    ) -> list[RecordEvent]:
+        """The record's outcomes, newest first, each with its run's job and target label."""
+        e = record_events
+        query = (
+            sa.select(e, runs.c.job, runs.c.target_label)
+            .join(runs, runs.c.run_id == e.c.run_id)
+            .where(e.c.external_id == external_id)
+            .order_by(e.c.event_id.desc())
+            .limit(limit)
+        )
+        if target_id is not None:
+            query = query.where(e.c.target_id == target_id)
+        with self._begin() as conn:
+            return [RecordEvent.from_row(row) for row in conn.execute(query)]
+
+    def record_state(self, external_id: str, *, target_id: str | None = None) -> list[RecordState]:
+        """The record's latest state at each target and entity it was sent to."""
+        s = record_state
+        query = sa.select(s).where(s.c.external_id == external_id)
+        if target_id is not None:
+            query = query.where(s.c.target_id == target_id)
+        with self._begin() as conn:
+            rows = conn.execute(query.order_by(s.c.target_id, s.c.entity))
+            return [RecordState.from_row(row) for row in rows]
+
+    # --- watermarks for incremental reads ----------------------------------------------
+
+    def get_watermark(self, *, job: str, target_id: str) -> str | None:
+        w = watermarks
+        query = sa.select(w.c.value).where(w.c.job == job, w.c.target_id == target_id)
+        with self._begin() as conn:
+            return conn.scalar(query)
+
+    def set_watermark(self, *, job: str, target_id: str, value: str) -> None:
+        values = dict(job=job, target_id=target_id, value=value, updated_at=_now())
+        with self._begin() as conn:
+            conn.execute(upsert(conn.dialect, watermarks, ("value", "updated_at")).values(values))
