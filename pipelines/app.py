@@ -12,6 +12,7 @@ import httpx
 
 from .config import load_job
 from .ledger import Ledger
+from .load import RetryPolicy
 from .pipeline import RunOptions, run_products
 from .summary import RunSummary
 from .targets import Target, default_state_dir, fingerprint, resolve_target
@@ -33,6 +34,7 @@ class SyncSettings:
     allow_production: bool = False
     concurrency: int | None = None
     batch_items: int | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
     state_dir: Path = field(default_factory=default_state_dir)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     log: Callable[[str], None] = print
@@ -49,7 +51,8 @@ def sync(settings: SyncSettings) -> RunSummary:
             options = RunOptions(source=settings.source, full=settings.full,
                                  rejects_path=settings.rejects_path,
                                  state_dir=settings.state_dir, concurrency=settings.concurrency,
-                                 batch_items=settings.batch_items, log=settings.log)
+                                 batch_items=settings.batch_items, policy=settings.policy,
+                                 log=settings.log)
             return run_products(job, target, ledger, client, options)
     finally:
         ledger.close()

