@@ -208,11 +208,15 @@ def _unknown_targets(fields: Any) -> list[Problem]:
     if not isinstance(fields, dict):
         return []
     known = sorted(PRODUCT_FIELDS)
-    return [
+    problems = [
         Problem(f"fields.{name}", "is not a Nymble product field", _suggest(str(name), known))
         for name in fields
         if name not in PRODUCT_FIELDS
     ]
+    if "sku" not in fields:
+        problems.append(Problem("fields.sku", "is required: every product needs a SKU",
+                                "add e.g. 'sku: <source column>'"))
+    return problems
 
 
 def _suggest(word: str, choices: list[str]) -> str:

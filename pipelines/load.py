@@ -21,6 +21,7 @@ import orjson
 
 from .contract import RETRY_STATUSES, RetryDefaults
 from .errors import AuthError, RetryableResponse, TransportError
+from .pacing import Pacer
 
 __all__ = ["BatchResult", "ItemOutcome", "RetryPolicy", "Sender"]
 
@@ -62,9 +63,11 @@ class BatchResult:
 
 class Sender:
     def __init__(self, client: httpx.Client, endpoint: str, *, policy: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None):
+                 pacer: Pacer | None = None, sleep: Callable[[float], None] = time.sleep,
+                 seed: int | None = None):
         self.client, self.endpoint = client, endpoint
         self.policy = policy or RetryPolicy()
+        self.pacer = pacer
         self._sleep, self._rng = sleep, random.Random(seed)
 
     def send(self, bodies: list[bytes]) -> BatchResult:
@@ -123,6 +126,19 @@ class Sender:
 
     def _post(self, body: bytes, result: BatchResult) -> httpx.Response:
         result.requests += 1
+        if self.pacer is None:
+            return self._post_once(body)
+        self.pacer.acquire()
+        started, throttled = time.monotonic(), False
+        try:
+            return self._post_once(body)
+        except RetryableResponse as exc:
+            throttled = exc.status == 429
+            raise
+        finally:
+            self.pacer.release(throttled=throttled, latency_s=time.monotonic() - started)
+
+    def _post_once(self, body: bytes) -> httpx.Response:
         try:
             response = self.client.post(self.endpoint, content=body,
                                         headers={"content-type": "application/json"})

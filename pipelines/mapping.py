@@ -21,15 +21,17 @@ from .validate import Failure
 __all__ = ["PRICE_TYPE", "map_products"]
 
 PRICE_TYPE = pa.struct(
-    [("tier", pa.string()), ("price", pa.float64()), ("atQuantity", pa.int64())]
+    [("tier", pa.dictionary(pa.int32(), pa.string())), ("price", pa.float64()),
+     ("atQuantity", pa.int64())]
 )
 
 
 def map_products(
     chunk: Chunk, job: JobConfig, price_list: PriceListIndex | None = None
 ) -> tuple[pa.Table, list[Failure]]:
+    used = set(job.source_columns_used().values())
     source = {name: normalize_text(chunk.table.column(name).combine_chunks())
-              for name in chunk.table.column_names}
+              for name in chunk.table.column_names if name in used}
     failures: list[Failure] = []
     columns = {"externalId": source[job.key]}
     for target, spec in job.fields.items():
@@ -46,8 +48,9 @@ def map_products(
 
 
 def _field(spec, kind, source, n: int, failures: list[Failure]) -> pa.Array:
-    if isinstance(spec, Constant):
-        return pa.repeat(pa.scalar(spec.value), n)
+    if isinstance(spec, Constant):  # dictionary-encoded, so it is serialized once, not n times
+        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                              pa.array([spec.value]))
     if isinstance(spec, ColumnMap):
         return _mapped_column(spec, kind, source[spec.column], failures)
     values, bad = convert(source[spec], kind)
@@ -84,7 +87,9 @@ def _wide_prices(tiers: tuple[TierPrice, ...], source, failures: list[Failure]) 
     offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
     entries = pa.StructArray.from_arrays(
         [
-            pa.array(np.array([t.tier for t in tiers], dtype=object)[tier_idx], pa.string()),
+            # Dictionary-encoded: a few tier names repeated millions of times serialize once.
+            pa.DictionaryArray.from_arrays(pa.array(tier_idx.astype(np.int32)),
+                                           pa.array([t.tier for t in tiers], pa.string())),
             pa.array(grid[valid], pa.float64()),
             pa.array(np.array([t.atQuantity for t in tiers], dtype=np.int64)[tier_idx]),
         ],

@@ -12,10 +12,12 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import extract
 from .batching import Batch, Batcher, Pending
@@ -25,15 +27,18 @@ from .diff import AckedState
 from .dispatch import Dispatcher
 from .errors import JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
-from .ledger import Ledger
 from .load import BatchResult, RetryPolicy, Sender
 from .mapping import map_products
+from .pacing import Pacer
 from .price_list import PriceListIndex
 from .records import key_hashes, serialize
 from .rejects import Reject, RejectsWriter
 from .summary import RunSummary
 from .targets import Target
 from .validate import KeyTracker, check_products, split_rejects
+
+if TYPE_CHECKING:
+    from .ledger import Ledger
 
 __all__ = ["RunOptions", "open_source", "run_products"]
 
@@ -51,6 +56,7 @@ class RunOptions:
     concurrency: int | None = None
     batch_items: int | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    pacer: Pacer | None = None  # share one between runs of the same process to share a budget
     log: Callable[[str], None] = print
 
 
@@ -101,11 +107,13 @@ class _Run:
         self.job, self.target, self.ledger, self.options = job, target, ledger, options
         self.source = source
         self.summary = RunSummary(job=job.job, entity=job.entity, target=target.label)
-        self.sender = Sender(client, BULK_ENDPOINTS[job.entity], policy=options.policy)
+        concurrency = options.concurrency or job.batch.concurrency
+        self.sender = Sender(client, BULK_ENDPOINTS[job.entity], policy=options.policy,
+                             pacer=options.pacer or Pacer(concurrency))
         self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
         self._queue: deque[Batch] = deque()
-        self.trackers = [KeyTracker("externalId", job.key),
-                         KeyTracker("sku", _sku_column(job), casefold=True)]
+        self.ids = KeyTracker("externalId", job.key)
+        self.skus = KeyTracker("sku", _sku_column(job))
 
     def execute(self, chunks: Iterator[Chunk], price_list) -> RunSummary:
         started = time.perf_counter()
@@ -125,8 +133,7 @@ class _Run:
             self.options.state_dir / "rejects" / f"{self.job.job}-run{run_id}.csv")
         self.rejects = RejectsWriter(rejects_path)
         self.rejects.write(list_rejects)
-        self.dispatcher = Dispatcher(self.sender, self.options.concurrency
-                                     or self.job.batch.concurrency, self._record)
+        self.dispatcher = Dispatcher(self.sender, self.sender.pacer.max_in_flight, self._record)
         try:
             self._stream(chunks, index, state)
             self.summary.status = self._outcome()
@@ -162,22 +169,35 @@ class _Run:
         self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
         table, failures = map_products(chunk, self.job, index)
         failures += check_products(table, self.job)
-        candidates = ~np.logical_or.reduce([f.mask for f in failures]) if failures else \
-            np.ones(len(table), dtype=bool)
-        for tracker in self.trackers:
-            dup = tracker.check(table, chunk.rows, candidates, key_hashes)
-            if dup is not None:
-                failures.append(dup)
-                candidates &= ~dup.mask
+        keys = key_hashes(table.column("externalId").combine_chunks())
+        failures += self._duplicates(table, keys, chunk.rows, failures)
+        bad = np.logical_or.reduce([f.mask for f in failures]) if failures else None
         table, rows, rejects = split_rejects(table, chunk.rows, failures, source=chunk.source)
-        self._reject(sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0), len(chunk.rejects) + len(chunk.table)
-                     - len(table))
-        return self._changed(table, rows, state)
+        self._reject(sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0),
+                     len(chunk.rejects) + len(chunk.table) - len(table))
+        return self._changed(table, rows, keys if bad is None else keys[~bad], state)
 
-    def _changed(self, table: pa.Table, rows: np.ndarray, state: AckedState) -> Pending:
+    def _duplicates(self, table: pa.Table, keys: np.ndarray, rows: np.ndarray,
+                    failures: list) -> list:
+        """One row per externalId and per SKU in a run (CONTRACT §6.8, §6.22: SKUs match
+        case-insensitively); a later row with either is rejected, naming the first."""
+        ok = ~np.logical_or.reduce([f.mask for f in failures]) if failures else \
+            np.ones(len(table), dtype=bool)
+        found = []
+        ids = table.column("externalId").combine_chunks()
+        skus = table.column("sku").combine_chunks()
+        sku_keys = key_hashes(pc.utf8_lower(skus))
+        for tracker, values, hashes in ((self.ids, ids, keys), (self.skus, skus, sku_keys)):
+            dup = tracker.check(values, hashes, rows, ok)
+            if dup is not None:
+                found.append(dup)
+                ok &= ~dup.mask
+        return found
+
+    def _changed(self, table: pa.Table, rows: np.ndarray, keys: np.ndarray,
+                 state: AckedState) -> Pending:
         bodies, hashes = serialize(table)
         ids = table.column("externalId").combine_chunks()
-        keys = key_hashes(ids)
         same = state.unchanged(keys, hashes)
         self.summary.unchanged += int(same.sum())
         send = np.nonzero(~same)[0]

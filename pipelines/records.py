@@ -44,6 +44,8 @@ def serialize(table: pa.Table) -> tuple[list[bytes], np.ndarray]:
 def to_json(values: pa.Array) -> pa.Array:
     """JSON text for each value of an Arrow array ("null" for nulls), as a string array."""
     kind = values.type
+    if pa.types.is_dictionary(kind):
+        return pc.fill_null(to_json(values.dictionary).take(values.indices), "null")
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         text = _string(values)
     elif pa.types.is_struct(kind):
@@ -58,10 +60,11 @@ def to_json(values: pa.Array) -> pa.Array:
 
 
 def _string(values: pa.Array) -> pa.Array:
+    if not pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
+        return pc.binary_join_element_wise('"', values, '"', "")  # the common case
     escaped = values
-    if pc.any(pc.match_substring_regex(values, _NEEDS_ESCAPE)).as_py():
-        for old, new in _ESCAPES:
-            escaped = pc.replace_substring(escaped, old, new)
+    for old, new in _ESCAPES:
+        escaped = pc.replace_substring(escaped, old, new)
     quoted = pc.binary_join_element_wise('"', escaped, '"', "")
     odd = pc.fill_null(pc.match_substring_regex(values, _OTHER_CONTROL), False)
     if pc.any(odd).as_py():

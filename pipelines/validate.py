@@ -55,9 +55,6 @@ def _field_columns(job: JobConfig) -> dict[str, str]:
 
 
 def _required(table: pa.Table, field: str, column: str) -> Failure:
-    if field not in table.column_names:
-        return Failure(np.ones(len(table), dtype=bool), column, None, "required",
-                       f"{field} is required but the job does not map it")
     values = table.column(field).combine_chunks()
     return Failure(~present(values), column, values, "required", f"{field} is required")
 
@@ -72,50 +69,50 @@ def _too_long(table: pa.Table, column: str) -> Failure:
 class KeyTracker:
     """Remembers the keys already seen in this run, so a second row with one is rejected.
 
-    Keys are 64-bit hashes in one sorted array (with the row that first had each): a million
-    keys cost 16 MB, not a Python set of strings.
+    Keys are 64-bit hashes kept with the row that first had them, in a few sorted runs that
+    merge as they grow (like an LSM tree): a million keys cost 16 MB, and a chunk's check
+    costs a few binary searches, not a re-sort of everything seen so far.
     """
 
-    def __init__(self, field: str, column: str, *, casefold: bool = False):
-        self.field, self.column, self.casefold = field, column, casefold
-        self._seen = np.empty(0, dtype=np.int64)
-        self._first_row = np.empty(0, dtype=np.int64)
+    def __init__(self, field: str, column: str):
+        self.field, self.column = field, column
+        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, first rows)
 
-    def check(self, table: pa.Table, rows: np.ndarray, candidates: np.ndarray,
-              hashes: Callable[[pa.Array], np.ndarray]) -> Failure | None:
+    def check(self, values: pa.Array, keys: np.ndarray, rows: np.ndarray,
+              candidates: np.ndarray) -> Failure | None:
         """Flag rows (among ``candidates``) whose key occurred on an earlier row of the run."""
-        values = table.column(self.field).combine_chunks()
-        keys = hashes(pc.utf8_lower(values) if self.casefold else values)
         idx = np.nonzero(candidates & present(values))[0]
         first_row = self._earlier(keys[idx])
-        _, first = np.unique(keys[idx], return_index=True)
-        later = np.ones(len(idx), dtype=bool)
-        later[first] = False  # a repeat within this chunk points at the chunk's first row
-        firsts = dict(zip(keys[idx[first]].tolist(), rows[idx[first]].tolist(), strict=True))
-        first_row[later & (first_row < 0)] = [firsts[k] for k in keys[idx][later & (first_row < 0)]]
+        uniq, first, inverse = np.unique(keys[idx], return_index=True, return_inverse=True)
+        in_chunk = rows[idx[first]][inverse]  # the first row in this chunk with the same key
+        first_row = np.where((first_row < 0) & (in_chunk != rows[idx]), in_chunk, first_row)
         new = first_row < 0
         self._remember(keys[idx[new]], rows[idx[new]])
         if new.all():
             return None
-        dup = np.zeros(len(table), dtype=bool)
+        dup = np.zeros(len(values), dtype=bool)
         dup[idx[~new]] = True
-        earlier = {int(i): int(r) for i, r in zip(idx[~new], first_row[~new], strict=True)}
+        earlier = dict(zip(idx[~new].tolist(), first_row[~new].tolist(), strict=True))
         return Failure(dup, self.column, values, f"duplicate_{self.field}",
                        f"{self.field} already appeared on an earlier row; only the first is sent",
                        related=earlier)
 
     def _earlier(self, keys: np.ndarray) -> np.ndarray:
         """The row where each key was first seen in an earlier chunk, or -1."""
-        if not len(self._seen):
-            return np.full(len(keys), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self._seen, keys), len(self._seen) - 1)
-        return np.where(self._seen[pos] == keys, self._first_row[pos], -1)
+        found = np.full(len(keys), -1, dtype=np.int64)
+        for run_keys, run_rows in self._runs:
+            pos = np.minimum(np.searchsorted(run_keys, keys), len(run_keys) - 1)
+            found = np.where(run_keys[pos] == keys, run_rows[pos], found)
+        return found
 
     def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        seen = np.concatenate([self._seen, keys])
-        order = np.argsort(seen, kind="stable")
-        self._seen = seen[order]
-        self._first_row = np.concatenate([self._first_row, rows])[order]
+        order = np.argsort(keys, kind="stable")
+        self._runs.append((keys[order], rows[order]))
+        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
+            (k2, r2), (k1, r1) = self._runs.pop(), self._runs.pop()
+            merged_keys = np.concatenate([k1, k2])
+            order = np.argsort(merged_keys, kind="stable")
+            self._runs.append((merged_keys[order], np.concatenate([r1, r2])[order]))
 
 
 def split_rejects(

@@ -50,7 +50,8 @@ def test_every_mistake_is_reported_at_once_with_key_and_fix(tmp_path):
     assert "source type must be 'csv' or 'parquet'" in text
     assert "prices.1.atQuantity" in text
     assert "colour: is not a known key" in text
-    assert len(err.value.problems) == 4
+    assert "fields.sku: is required: every product needs a SKU" in text
+    assert len(err.value.problems) == 5
 
 
 def test_a_field_spec_of_the_wrong_shape_names_the_accepted_shapes(tmp_path):

@@ -202,3 +202,22 @@ def test_unsafe_targets_are_refused_before_anything_is_read(target, tmp_path):
     with pytest.raises(TargetError):
         sync(SyncSettings(job_path=JOB, target=target, state_dir=tmp_path,
                           environ={"NYMBLE_API_KEY": "k"}, log=lambda _: None))
+
+
+@pytest.mark.services
+def test_a_shared_postgresql_ledger_works_like_the_default(emulator, tmp_path, pg_url):
+    first = run_sync(JOB, emulator, tmp_path, ledger_url=pg_url)
+    second = run_sync(JOB, emulator, tmp_path / "elsewhere", ledger_url=pg_url)
+    assert first.created == 1994
+    assert (second.unchanged, second.batches) == (1994, 0)  # state came from PostgreSQL
+
+
+def test_state_is_scoped_per_target(tmp_path):
+    """A run against one emulator must not make a run against another skip anything."""
+    from pipelines.emulator import Emulator, EmulatorSettings
+
+    settings = EmulatorSettings(api_keys={API_KEY: "org_test"})
+    with Emulator.start(settings) as one, Emulator.start(settings) as two:
+        run_sync(JOB, one, tmp_path)
+        other = run_sync(JOB, two, tmp_path)
+    assert (other.created, other.unchanged) == (1994, 0)

@@ -19,12 +19,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument(
-        "--api-key", action="append", default=[], metavar="KEY=ORG",
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY=ORG",
         help="an API key and its organization (repeatable); default: one printed demo key",
     )
     parser.add_argument("--db", default=None, metavar="PATH", help="SQLite file (default: memory)")
     parser.add_argument(
-        "--fault", action="append", default=[], metavar="KEY=VALUE",
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="a fault setting, e.g. error_rate=0.1 or unknown_tiers=Gold,Platinum (repeatable)",
     )
     parser.add_argument("--max-bulk-items", type=int, default=None)

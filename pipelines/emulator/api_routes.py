@@ -46,11 +46,12 @@ def _page(envelope: dict[str, Any], render: Any) -> Response:
 
 
 def bulk_products(app: EmulatorApp, request: Request) -> Response:
-    body = parse_json_body(request)
-    app.stats.items(len(body) if isinstance(body, list) else 0)
-    docs = validate_bulk_products(body, app.settings.max_bulk_items)
-    summary = app.products.bulk_upsert(_org(request), docs, app.injector.config)
-    return json_response(200, summary)
+    with app.bulk_lock:
+        body = parse_json_body(request)
+        app.stats.items(len(body) if isinstance(body, list) else 0)
+        docs = validate_bulk_products(body, app.settings.max_bulk_items)
+        summary = app.products.bulk_upsert(_org(request), docs, app.injector.config)
+        return json_response(200, summary)
 
 
 def put_product(app: EmulatorApp, request: Request) -> Response:
@@ -98,10 +99,12 @@ def get_customer(app: EmulatorApp, request: Request) -> Response:
 
 
 def bulk_orders(app: EmulatorApp, request: Request) -> Response:
-    body = parse_json_body(request)
-    app.stats.items(len(body) if isinstance(body, list) else 0)
-    docs = validate_bulk_orders(body, app.settings.max_bulk_orders)
-    return json_response(200, app.orders.bulk_upsert(_org(request), docs, app.injector.config))
+    with app.bulk_lock:
+        body = parse_json_body(request)
+        app.stats.items(len(body) if isinstance(body, list) else 0)
+        docs = validate_bulk_orders(body, app.settings.max_bulk_orders)
+        summary = app.orders.bulk_upsert(_org(request), docs, app.injector.config)
+        return json_response(200, summary)
 
 
 def list_orders(app: EmulatorApp, request: Request) -> Response:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["canonical_name", "normalize_keys"]
+__all__ = ["CANONICAL_NAMES", "NESTED_NAMES", "canonical_name", "normalize_keys"]
 
-_KNOWN = (
+_KNOWN_NAMES = (
     # products and prices
     "productId organizationId sku name description category price priceFormatted currencyCode "
     "prices tier atQuantity quantityOnHand minimumOrderQuantity quantityIncrement weight "
@@ -24,9 +24,10 @@ _KNOWN = (
     # invoices
     "orderId invoiceNumber status invoiceDate dueDate salesRep payments total amountPaid "
     "balanceDue"
-).split()
+)
+_KNOWN = _KNOWN_NAMES.split()
 _BY_LOWER = {name.lower(): name for name in _KNOWN}
-_CANONICAL = frozenset(_KNOWN)
+CANONICAL_NAMES = _CANONICAL = frozenset(_KNOWN)
 # Dictionaries of user-defined keys: their keys are data, not property names.
 _VERBATIM = frozenset({"productAttributes", "customerAttributes"})
 
@@ -42,17 +43,22 @@ def canonical_name(name: str) -> str:
 
 
 # Canonical keys whose values may hold objects needing normalization themselves.
-_NESTED = frozenset(
-    "prices addresses contacts customer items shippingDetails primarySalesRep takenBySalesRep "
-    "billingAddress shippingAddress salesRep payments".split()
-)
+NESTED_NAMES = _NESTED = frozenset(
+    {
+        "prices", "addresses", "contacts", "customer", "items", "shippingDetails",
+        "primarySalesRep", "takenBySalesRep", "billingAddress", "shippingAddress", "salesRep",
+        "payments",
+    }
+)  # fmt: skip
 
 
 def _normalize_value(value: Any) -> Any:
     if isinstance(value, dict):
         return normalize_keys(value)
     if isinstance(value, list):
-        return [_normalize_value(v) for v in value]
+        for i, item in enumerate(value):
+            if isinstance(item, (dict, list)):
+                value[i] = _normalize_value(item)
     return value
 
 

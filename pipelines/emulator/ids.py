@@ -6,22 +6,17 @@ import uuid
 import zlib
 from datetime import UTC, datetime
 
-__all__ = ["new_guid", "product_id", "utc_now"]
+__all__ = ["new_guid", "product_ids", "utc_now"]
 
 _MASK = 0xFFFFFFFF
+_GOLDEN = 0x9E3779B1  # odd, so n -> n * _GOLDEN mod 2**32 is a bijection
 
 
-def _mix32(value: int) -> int:
-    # Each step is a bijection on 32 bits, so distinct counters give distinct ids.
-    value = (value * 0x9E3779B1) & _MASK
-    value ^= value >> 16
-    value = (value * 0x85EBCA6B) & _MASK
-    return value ^ (value >> 13)
-
-
-def product_id(org: str, number: int) -> str:
-    """`prod_<8 hex>`, unique per org for the first 2**32 numbers, random-looking."""
-    return f"prod_{_mix32((number ^ zlib.crc32(org.encode())) & _MASK):08x}"
+def product_ids(org: str, first: int, count: int) -> list[str]:
+    """`prod_<8 hex>` for counter values first..first+count-1: unique per org for the first
+    2**32 values, random-looking, and cheap to make in bulk."""
+    salt = zlib.crc32(org.encode())
+    return [f"prod_{((n * _GOLDEN) & _MASK) ^ salt:08x}" for n in range(first, first + count)]
 
 
 def new_guid() -> str:

@@ -59,7 +59,12 @@ class InvoiceStore:
         return orjson.loads(row[0]) if row else None
 
     def list(
-        self, org: str, q: ListQuery, order_id: str | None, customer_id: str | None, status: str | None
+        self,
+        org: str,
+        q: ListQuery,
+        order_id: str | None,
+        customer_id: str | None,
+        status: str | None,
     ) -> dict[str, Any]:
         where: list[tuple[str, tuple[Any, ...]]] = []
         if order_id:

@@ -17,7 +17,9 @@ __all__ = ["Filter", "ListQuery", "TableView", "parse_list_query", "run_list"]
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 25
-_STRING_OPS = frozenset({"startswith", "contains", "notcontains", "endswith", "equals", "notequals"})
+_STRING_OPS = frozenset(
+    {"startswith", "contains", "notcontains", "endswith", "equals", "notequals"}
+)
 _ORDER_OPS = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _FIELD_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _INDEXED_RE = re.compile(r"^filters\[(\d+)\]\.(field|operator|value)$")
@@ -177,9 +179,11 @@ def run_list(
     total = conn.execute(f"SELECT count(*) FROM {view.table} WHERE {condition}", params)
     total_records = int(total.fetchone()[0])
     sort_expr, sort_params = _expr(view, q.sort_on or view.default_sort)
+    if not sort_expr.isidentifier():  # own columns hold folded keys; documents need NOCASE
+        sort_expr += " COLLATE NOCASE"
     direction = "DESC" if q.descending else "ASC"
     sql = (
-        f"SELECT doc FROM {view.table} WHERE {condition} ORDER BY {sort_expr} COLLATE NOCASE "
+        f"SELECT doc FROM {view.table} WHERE {condition} ORDER BY {sort_expr} "
         f"{direction}, {view.key_column} {direction} LIMIT ? OFFSET ?"
     )
     offset = (q.page_number - 1) * q.page_size

@@ -20,9 +20,7 @@ __all__ = ["ORDER_VIEW", "OrderStore"]
 
 ORDER_VIEW = TableView("orders", "id", "orderNumber", {"orderNumber": "number_lower"})
 _INSERT = "INSERT INTO orders (org, id, external_id, number_lower, doc) VALUES (?, ?, ?, ?, ?)"
-_UPDATE = (
-    "UPDATE orders SET external_id = ?, number_lower = ?, doc = ? WHERE org = ? AND id = ?"
-)
+_UPDATE = "UPDATE orders SET external_id = ?, number_lower = ?, doc = ? WHERE org = ? AND id = ?"
 
 
 @dataclass

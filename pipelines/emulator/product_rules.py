@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .casing import normalize_keys
+from .casing import CANONICAL_NAMES, NESTED_NAMES, normalize_keys
 from .problems import ProblemError
 from .settings import FaultConfig
 
@@ -20,6 +20,10 @@ __all__ = [
 _SERVER_OWNED = frozenset(
     {"productId", "organizationId", "createdAt", "updatedAt", "priceFormatted"}
 )
+# Items holding these take the full path: server-owned fields to drop, nested objects to normalize.
+_FAST_EXCLUDED = _SERVER_OWNED | (NESTED_NAMES - {"prices"})
+_PRICE_NAMES = frozenset({"tier", "price", "atQuantity"})
+_NUMBER = (float, int)  # checked with type(): bool is not a number here
 _NOT_STRING = "The JSON value could not be converted to System.String."
 _NOT_NUMBER = "The JSON value could not be converted to System.Decimal."
 _NOT_BOOL = "The JSON value could not be converted to System.Boolean."
@@ -38,7 +42,9 @@ def _check_price_entry(entry: Any, where: str, errors: dict[str, list[str]]) -> 
     if not isinstance(tier, str) or not tier:
         errors[where + ".Tier"] = ["The Tier field is required." if not tier else _NOT_STRING]
     if not _is_number(price):
-        errors[where + ".Price"] = ["The Price field is required." if price is None else _NOT_NUMBER]
+        errors[where + ".Price"] = [
+            "The Price field is required." if price is None else _NOT_NUMBER
+        ]
     if at is None:
         entry["atQuantity"] = 1  # §2.4: an omitted quantity break is the base price
     elif not isinstance(at, int) or isinstance(at, bool) or not 1 <= at <= _MAX_INT:
@@ -68,22 +74,69 @@ def _check_fields(doc: dict[str, Any], where: str, errors: dict[str, list[str]])
         _check_price_entry(entry, f"{where}Prices[{i}]", errors)
 
 
+def _accept_fast(doc: dict[str, Any]) -> bool:
+    """True for a well-formed bulk item whose names are already canonical: the hot path.
+
+    Fills omitted `atQuantity` with 1 (§2.4). Anything unusual returns False and takes the full
+    path, which normalizes names and reports every problem.
+    """
+    if not (CANONICAL_NAMES.issuperset(doc) and _FAST_EXCLUDED.isdisjoint(doc)):
+        return False
+    sku, ext, price, active = (
+        doc.get("sku"),
+        doc.get("externalId"),
+        doc.get("price"),
+        doc.get("active"),
+    )
+    if type(sku) is not str or type(ext) is not str or not ext or not sku or sku.isspace():
+        return False
+    if (price is not None and type(price) not in _NUMBER) or (
+        active is not None and type(active) is not bool
+    ):
+        return False
+    prices = doc.get("prices")
+    if prices is None:
+        return True
+    if type(prices) is not list:
+        return False
+    try:
+        return all(_accept_price(entry) for entry in prices)
+    except (KeyError, TypeError):  # a missing key or a non-object entry
+        return False
+
+
+def _accept_price(entry: dict[str, Any]) -> bool:
+    if not _PRICE_NAMES.issuperset(entry) or type(entry["price"]) not in _NUMBER:
+        return False
+    tier, at = entry["tier"], entry.get("atQuantity")
+    if type(tier) is not str or not tier:
+        return False
+    if at is None:
+        entry["atQuantity"] = 1
+        return True
+    return type(at) is int and 0 < at <= _MAX_INT
+
+
 def validate_product(
     item: Any, where: str, errors: dict[str, list[str]], require_external_id: bool
 ) -> dict[str, Any] | None:
-    """Normalize one product body; add `[where]Field` errors; None when it is not an object."""
-    if not isinstance(item, dict):
+    """Normalize one product body and add `{where}Field` errors for every problem.
+
+    Returns None when the item is not an object.
+    """
+    if type(item) is not dict:
         errors[where.rstrip(".") or "$"] = ["The JSON value could not be converted to Product."]
         return None
     doc = normalize_keys(item)
-    if not _SERVER_OWNED.isdisjoint(doc):
-        for key in _SERVER_OWNED:
-            doc.pop(key, None)
+    for key in _SERVER_OWNED:
+        doc.pop(key, None)
     _check_fields(doc, where, errors)
     external_id = doc.get("externalId")
     if require_external_id and (not isinstance(external_id, str) or not external_id.strip()):
         missing = external_id is None or external_id == ""
-        errors[where + "ExternalId"] = ["The ExternalId field is required." if missing else _NOT_STRING]
+        errors[where + "ExternalId"] = [
+            "The ExternalId field is required." if missing else _NOT_STRING
+        ]
     elif external_id is not None and not isinstance(external_id, str):
         errors[where + "ExternalId"] = [_NOT_STRING]
     return doc
@@ -97,7 +150,12 @@ def validate_bulk_products(body: Any, max_items: int) -> list[dict[str, Any]]:
         message = f"A bulk request may hold at most {max_items} items; this one has {len(body)}."
         raise ProblemError.of(400, {"$": [message]})
     errors: dict[str, list[str]] = {}
-    docs = [validate_product(item, f"[{i}].", errors, True) for i, item in enumerate(body)]
+    docs = [
+        item
+        if type(item) is dict and _accept_fast(item)
+        else validate_product(item, f"[{i}].", errors, True)
+        for i, item in enumerate(body)
+    ]
     if errors:
         raise ProblemError.of(400, errors)
     return docs  # type: ignore[return-value]  # no errors means every item was an object
@@ -140,14 +198,16 @@ class ItemChecks:
 
 
 def new_product(incoming: dict[str, Any], org: str, product_id: str, now: str) -> dict[str, Any]:
-    # Nulls are kept as given: the API returns unset fields as null.
-    doc = {"productId": product_id, "organizationId": org, **incoming}
-    if doc.get("active") is None:
-        doc["active"] = True
-    if doc.get("currencyCode") is None:
-        doc["currencyCode"] = "USD"
-    doc["createdAt"] = doc["updatedAt"] = now
-    return doc
+    """The stored document of a new product. Fills `incoming` in place (it is ours: parsed from
+    the request); nulls stay as given, since the API returns unset fields as null."""
+    incoming["productId"] = product_id
+    incoming["organizationId"] = org
+    if incoming.get("active") is None:
+        incoming["active"] = True
+    if incoming.get("currencyCode") is None:
+        incoming["currencyCode"] = "USD"
+    incoming["createdAt"] = incoming["updatedAt"] = now
+    return incoming
 
 
 def merge_product(stored: dict[str, Any], incoming: dict[str, Any], now: str) -> dict[str, Any]:

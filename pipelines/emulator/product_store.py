@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from .db import Database, fetch_in, next_number
-from .ids import product_id, utc_now
+from .ids import product_ids, utc_now
 from .listing import ListQuery, TableView, run_list
 from .problems import ProblemError
 from .product_rules import ItemChecks, merge_product, new_product
@@ -31,13 +31,9 @@ _UPDATE = (
     "UPDATE products SET external_id = ?, sku_lower = ?, price = ?, active = ?, doc = ? "
     "WHERE rid = ?"
 )
-# INDEXED BY: left alone, SQLite may scan the whole org instead of using the index.
-_BY_EXT = (
-    "SELECT rid, doc FROM products INDEXED BY products_external_id "
-    "WHERE org = ? AND external_id IN ({marks})"
-)
-_BY_SKU = "SELECT rid, doc FROM products INDEXED BY products_sku WHERE org = ? AND sku_lower IN ({marks})"
-_ONE_BY_SKU = "SELECT rid, doc FROM products INDEXED BY products_sku WHERE org = ? AND sku_lower = ?"
+_BY_EXT = "SELECT rid, doc FROM products WHERE org = ? AND external_id IN ({marks})"
+_BY_SKU = "SELECT rid, doc FROM products WHERE org = ? AND sku_lower IN ({marks})"
+_ONE_BY_SKU = "SELECT rid, doc FROM products WHERE org = ? AND sku_lower = ?"
 
 
 @dataclass(slots=True)
@@ -46,47 +42,50 @@ class _Slot:
 
     rid: int | None  # None until inserted
     doc: dict[str, Any]
+    key: str  # the folded SKU
     dirty: bool = False
 
     def row(self) -> tuple[Any, ...]:
         doc = self.doc
         text = orjson.dumps(doc).decode()
-        sku_key = doc["sku"].casefold()
-        return doc.get("externalId"), sku_key, doc.get("price"), int(doc["active"]), text
+        return doc.get("externalId"), self.key, doc.get("price"), int(doc["active"]), text
 
 
 class _Batch:
     """The matching indexes (by externalId, by folded SKU) of one transaction."""
 
-    def __init__(self, conn: sqlite3.Connection, org: str, docs: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, org: str, exts: list[str | None], keys: list[str]
+    ) -> None:
         self.conn, self.org = conn, org
         self.by_ext: dict[str, _Slot] = {}
         self.by_sku: dict[str, _Slot] = {}
         self.existing: dict[int, _Slot] = {}
         self.new: list[_Slot] = []
         self._new_ids: list[str] = []
-        self._id_budget = len(docs)
-        self._load(_BY_EXT, [d.get("externalId") for d in docs])
-        self._load(_BY_SKU, [d["sku"].casefold() for d in docs])
+        self._id_budget = len(keys)
+        self._load(_BY_EXT, exts)
+        self._load(_BY_SKU, keys)
 
     def _load(self, sql: str, values: list[Any]) -> None:
         for rid, text in fetch_in(self.conn, sql, self.org, values):
             if rid not in self.existing:
-                slot = self.existing[rid] = _Slot(rid, orjson.loads(text))
+                doc = orjson.loads(text)
+                slot = self.existing[rid] = _Slot(rid, doc, doc["sku"].casefold())
                 self._index(slot)
 
     def _index(self, slot: _Slot) -> None:
         ext = slot.doc.get("externalId")
         if ext:
             self.by_ext[ext] = slot
-        self.by_sku[slot.doc["sku"].casefold()] = slot
+        self.by_sku[slot.key] = slot
 
     def _unindex(self, slot: _Slot) -> None:
-        ext, key = slot.doc.get("externalId"), slot.doc["sku"].casefold()
+        ext = slot.doc.get("externalId")
         if ext and self.by_ext.get(ext) is slot:
             del self.by_ext[ext]
-        if self.by_sku.get(key) is slot:
-            del self.by_sku[key]
+        if self.by_sku.get(slot.key) is slot:
+            del self.by_sku[slot.key]
 
     def find(self, ext: str | None, sku_key: str) -> tuple[_Slot | None, _Slot | None]:
         return (self.by_ext.get(ext) if ext else None), self.by_sku.get(sku_key)
@@ -95,19 +94,22 @@ class _Batch:
         if not self._new_ids:
             # Reserve ids for the whole batch at once: one counter update, not one per item.
             first = next_number(self.conn, self.org, "product", self._id_budget)
-            self._new_ids = [product_id(self.org, n) for n in range(first, first + self._id_budget)]
+            self._new_ids = product_ids(self.org, first, self._id_budget)
             self._new_ids.reverse()
         return self._new_ids.pop()
 
-    def create(self, doc: dict[str, Any], now: str) -> _Slot:
-        slot = _Slot(None, new_product(doc, self.org, self._next_id(), now))
+    def create(self, doc: dict[str, Any], key: str, now: str) -> _Slot:
+        slot = _Slot(None, new_product(doc, self.org, self._next_id(), now), key)
         self.new.append(slot)
-        self._index(slot)
+        ext = doc.get("externalId")
+        if ext:
+            self.by_ext[ext] = slot
+        self.by_sku[key] = slot
         return slot
 
-    def update(self, slot: _Slot, doc: dict[str, Any], now: str) -> None:
+    def update(self, slot: _Slot, doc: dict[str, Any], key: str, now: str) -> None:
         self._unindex(slot)
-        slot.doc, slot.dirty = merge_product(slot.doc, doc, now), True
+        slot.doc, slot.key, slot.dirty = merge_product(slot.doc, doc, now), key, True
         self._index(slot)
 
     def write(self) -> None:
@@ -128,23 +130,43 @@ def _conflict(sku: str, owner: _Slot) -> dict[str, list[str]]:
     return {"Sku": [f"SKU '{sku}' belongs to another product (externalId '{ext}')"]}
 
 
-def _apply(batch: _Batch, checks: ItemChecks, index: int, doc: dict, now: str) -> dict:
-    """One bulk item, in array order: match by externalId, then SKU (§2.8)."""
-    ext, sku = doc.get("externalId"), doc["sku"]
-    errors = checks.errors(doc) if checks.active else None
-    by_ext, by_sku = batch.find(ext, sku.casefold())
-    if errors is None and by_ext is not None and by_sku is not None and by_ext is not by_sku:
-        errors = _conflict(sku, by_sku)
-    if errors is not None:
-        return {"index": index, "externalId": ext, "sku": sku, "status": "Failed", "errors": errors}
-    slot = by_ext or by_sku
-    if slot is None:
-        slot, status = batch.create(doc, now), "Created"
-    else:
-        batch.update(slot, doc, now)
-        status = "Updated"
-    pid = slot.doc["productId"]
-    return {"index": index, "externalId": ext, "sku": sku, "status": status, "productId": pid}
+def _apply_all(
+    batch: _Batch, checks: ItemChecks, docs: list[dict], keys: list[str], now: str
+) -> list[dict[str, Any]]:
+    """Every bulk item in array order: match by externalId, then SKU (§2.8).
+
+    This is the emulator's hot loop, hence the local names and the inlined lookups.
+    """
+    results, by_ext, by_sku, check = [], batch.by_ext, batch.by_sku, checks.active
+    for index, (doc, key) in enumerate(zip(docs, keys, strict=True)):
+        ext, sku = doc.get("externalId"), doc["sku"]
+        owner_ext = by_ext.get(ext) if ext else None
+        owner_sku = by_sku.get(key)
+        errors = checks.errors(doc) if check else None
+        if errors is None and owner_ext and owner_sku and owner_ext is not owner_sku:
+            errors = _conflict(sku, owner_sku)
+        if errors is not None:
+            results.append(
+                {
+                    "index": index,
+                    "externalId": ext,
+                    "sku": sku,
+                    "status": "Failed",
+                    "errors": errors,
+                }
+            )
+            continue
+        slot = owner_ext or owner_sku
+        if slot is None:
+            slot, status = batch.create(doc, key, now), "Created"
+        else:
+            batch.update(slot, doc, key, now)
+            status = "Updated"
+        pid = slot.doc["productId"]
+        results.append(
+            {"index": index, "externalId": ext, "sku": sku, "status": status, "productId": pid}
+        )
+    return results
 
 
 class ProductStore:
@@ -168,13 +190,14 @@ class ProductStore:
     def bulk_upsert(self, org: str, docs: list[dict], faults: FaultConfig) -> dict[str, Any]:
         """Apply validated items in array order in one transaction; returns the §2.8 summary."""
         now = utc_now()
+        keys = [doc["sku"].casefold() for doc in docs]
         with self._db.transaction() as conn:
             checks = self._checks(conn, org, faults)
-            batch = _Batch(conn, org, docs)
-            results = [_apply(batch, checks, i, doc, now) for i, doc in enumerate(docs)]
+            batch = _Batch(conn, org, [doc.get("externalId") for doc in docs], keys)
+            results = _apply_all(batch, checks, docs, keys, now)
             self._finish(conn, org, batch)
-        created = sum(1 for r in results if r["status"] == "Created")
-        failed = sum(1 for r in results if r["status"] == "Failed")
+        statuses = [r["status"] for r in results]
+        created, failed = statuses.count("Created"), statuses.count("Failed")
         return {
             "totalCount": len(docs),
             "createdCount": created,
@@ -189,15 +212,16 @@ class ProductStore:
             errors = self._checks(conn, org, faults).errors(doc)
             if errors is not None:
                 raise ProblemError.of(400, errors)
-            batch = _Batch(conn, org, [doc])
-            by_ext, by_sku = batch.find(doc.get("externalId"), doc["sku"].casefold())
+            key = doc["sku"].casefold()
+            batch = _Batch(conn, org, [doc.get("externalId")], [key])
+            by_ext, by_sku = batch.find(doc.get("externalId"), key)
             if by_ext is not None and by_ext is not by_sku:
                 detail = f"externalId '{doc['externalId']}' belongs to SKU '{by_ext.doc['sku']}'"
                 raise ProblemError.of(409, detail=detail)
             if by_sku is None:
-                slot = batch.create(doc, utc_now())
+                slot = batch.create(doc, key, utc_now())
             else:
-                batch.update(slot := by_sku, doc, utc_now())
+                batch.update(slot := by_sku, doc, key, utc_now())
             self._finish(conn, org, batch)
         return slot.doc, by_sku is None
 
@@ -218,7 +242,7 @@ class ProductStore:
             row = conn.execute(_ONE_BY_SKU, (org, sku.casefold())).fetchone()
             if row is None:
                 return False
-            slot = _Slot(row[0], orjson.loads(row[1]))
+            slot = _Slot(row[0], orjson.loads(row[1]), sku.casefold())
             slot.doc.update(active=active, updatedAt=utc_now())
             conn.execute(_UPDATE, (*slot.row(), slot.rid))
         return True

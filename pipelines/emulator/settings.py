@@ -74,7 +74,10 @@ def fault_config_from_mapping(values: dict[str, Any]) -> FaultConfig:
     for key in _LIST_FIELDS & prepared.keys():
         if isinstance(prepared[key], str):
             prepared[key] = [p.strip() for p in prepared[key].split(",") if p.strip()]
-    if isinstance(prepared.get("rate_limit"), str) and prepared["rate_limit"].lower() in _NONE_WORDS:
+    if (
+        isinstance(prepared.get("rate_limit"), str)
+        and prepared["rate_limit"].lower() in _NONE_WORDS
+    ):
         prepared["rate_limit"] = None
     try:
         return FaultConfig.model_validate(prepared)
@@ -103,7 +106,9 @@ def parse_api_keys(specs: list[str]) -> dict[str, str]:
     for spec in specs:
         key, sep, org = spec.partition("=")
         if not sep or not key.strip() or not org.strip():
-            raise ValueError(f"api key spec {spec!r} must look like KEY=ORG, e.g. secret123=org_acme")
+            raise ValueError(
+                f"api key spec {spec!r} must look like KEY=ORG, e.g. secret123=org_acme"
+            )
         keys[key.strip()] = org.strip()
     return keys
 

@@ -31,24 +31,29 @@ def display_url(url: sa.URL) -> str:
 
 @contextmanager
 def translate_errors(
-    where: str, secret: str | None = None, *, reason: str | None = None
+    where: str,
+    secret: str | None = None,
+    *,
+    reason: str | None = None,
+    also: tuple[type[Exception], ...] = (),
 ) -> Iterator[None]:
     """Re-raise SQLAlchemy, driver and file-system errors as LedgerError naming ``where``.
 
     ``secret`` (the URL's password) is scrubbed from the message as well as anything
     shaped like ``scheme://user:password@``, since drivers sometimes echo their DSN.
-    ``reason`` replaces the error's own text where that text cannot be trusted.
+    ``reason`` replaces the error's own text where that text cannot be trusted; ``also``
+    names further exception types to translate.
     """
     try:
         yield
-    except sa.exc.SQLAlchemyError as exc:
+    except (sa.exc.SQLAlchemyError, *also) as exc:
         text = reason or _reason(exc, secret)
         raise LedgerError(f"run ledger at {where}: {text}") from exc
     except OSError as exc:  # e.g. the SQLite file's folder cannot be created
         raise LedgerError(f"run ledger at {where}: {exc}") from exc
 
 
-def _reason(exc: sa.exc.SQLAlchemyError, secret: str | None) -> str:
+def _reason(exc: Exception, secret: str | None) -> str:
     # The driver's own first line says what went wrong; SQLAlchemy's wrapper appends the
     # statement and its parameters, which are long and may hold record data.
     source = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
@@ -61,7 +66,8 @@ def build_engine(url: str) -> sa.Engine:
     """An engine tuned for the ledger: SQLite files get WAL and a 30 s busy timeout,
     servers get pre-pinged pool connections. Raises LedgerError on a bad URL."""
     # make_url() quotes the whole unparseable string in its error, password and all.
-    with translate_errors("<the given URL>", reason=_NOT_A_URL):
+    # A bad port is a plain ValueError.
+    with translate_errors("<the given URL>", reason=_NOT_A_URL, also=(ValueError,)):
         parsed = sa.make_url(url)
     with translate_errors(display_url(parsed), parsed.password):
         if parsed.get_backend_name() == "sqlite":
@@ -81,11 +87,12 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets `nymble-sync runs` read while a sync writes; NORMAL is durable enough
-    # under WAL and makes each batch's commit cheap.
+    # under WAL and makes each batch's commit cheap; foreign keys match the servers.
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()

@@ -11,11 +11,14 @@ from datetime import UTC, datetime
 from typing import Self
 
 import numpy as np
+import pyarrow as pa
 import sqlalchemy as sa
 
 from pipelines.errors import LedgerError
 from pipelines.ledger.bulk import DriverStatements
+from pipelines.ledger.compaction import compact_scope
 from pipelines.ledger.engine import SUPPORTED_DIALECTS, build_engine, display_url, translate_errors
+from pipelines.ledger.history import find_events, latest_states
 from pipelines.ledger.models import (
     BATCH_STATUSES,
     RUN_STATUSES,
@@ -28,19 +31,14 @@ from pipelines.ledger.models import (
     RunStatus,
     check_status,
 )
-from pipelines.ledger.records import load_acked_state, write_outcomes
-from pipelines.ledger.schema import (
-    SCHEMA_VERSION,
-    batches,
-    ensure_schema,
-    record_events,
-    record_state,
-    runs,
-    watermarks,
-)
+from pipelines.ledger.records import encode_outcomes, load_acked_state, write_outcomes
+from pipelines.ledger.schema import SCHEMA_VERSION, batches, ensure_schema, runs, watermarks
 from pipelines.ledger.upsert import upsert
 
-__all__ = ["Ledger"]
+__all__ = ["KEEP_RUNS", "Ledger"]
+
+# Runs whose outcomes compaction leaves as they are: a month of nightly runs.
+KEEP_RUNS = 30
 
 
 def _now() -> datetime:
@@ -69,6 +67,13 @@ class Ledger:
             raise LedgerError(
                 f"run ledger at {self.url_for_display} has schema version {version}; this "
                 f"nymble-sync understands up to {SCHEMA_VERSION}: upgrade nymble-sync"
+            )
+        if version < SCHEMA_VERSION:
+            raise LedgerError(
+                f"run ledger at {self.url_for_display} has schema version {version} from an "
+                f"earlier nymble-sync, which cannot be converted to version {SCHEMA_VERSION}: "
+                "move the old ledger aside (rename its SQLite file, or point the ledger URL "
+                "at a fresh database) and run again; the first run then sends every record"
             )
 
     @classmethod
@@ -99,7 +104,9 @@ class Ledger:
     def _begin(self) -> Iterator[sa.Connection]:
         """A connection in a transaction that commits on success."""
         secret = self._engine.url.password
-        with translate_errors(self.url_for_display, secret), self._engine.begin() as conn:
+        # Arrow errors here can only come from reading a damaged outcome blob.
+        translate = translate_errors(self.url_for_display, secret, also=(pa.ArrowException,))
+        with translate, self._engine.begin() as conn:
             yield conn
 
     # --- runs ---------------------------------------------------------------------------
@@ -109,9 +116,19 @@ class Ledger:
     ) -> int:
         """Record a new run as 'running'; return its id."""
         now = _now()
-        values = dict(job=job, target_id=target_id, target_label=target_label, entity=entity)
-        values |= dict(source=source, full=full, status="running", started_at=now)
-        values |= dict(heartbeat_at=now, pid=os.getpid(), host=socket.gethostname())
+        values = {
+            "job": job,
+            "target_id": target_id,
+            "target_label": target_label,
+            "entity": entity,
+            "source": source,
+            "full": full,
+            "status": "running",
+            "started_at": now,
+            "heartbeat_at": now,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+        }
         with self._begin() as conn:
             result = conn.execute(sa.insert(runs).values(values))
         return int(result.inserted_primary_key[0])
@@ -129,6 +146,7 @@ class Ledger:
         rejects_path: str | None,
         elapsed_s: float,
     ) -> None:
+        """Record how the run ended, then :meth:`compact` its target and entity."""
         check_status(status, RUN_STATUSES, "run")
         now = _now()
         self._update_run(
@@ -140,6 +158,11 @@ class Ledger:
             rejects_path=rejects_path,
             elapsed_s=elapsed_s,
         )
+        with self._begin() as conn:
+            scope = conn.execute(
+                sa.select(runs.c.target_id, runs.c.entity).where(runs.c.run_id == run_id)
+            ).one()
+        self.compact(target_id=scope.target_id, entity=scope.entity)
 
     def _update_run(self, run_id: int, **values: object) -> None:
         with self._begin() as conn:
@@ -213,8 +236,16 @@ class Ledger:
         self, run_id: int, *, batch_id: str, entity: str, item_count: int, byte_count: int
     ) -> None:
         """Record a batch about to be sent; recording the same batch again resets it."""
-        values = dict(run_id=run_id, batch_id=batch_id, entity=entity, item_count=item_count)
-        values |= dict(byte_count=byte_count, status="pending", attempts=0, sent_at=_now())
+        values = {
+            "run_id": run_id,
+            "batch_id": batch_id,
+            "entity": entity,
+            "item_count": item_count,
+            "byte_count": byte_count,
+            "status": "pending",
+            "attempts": 0,
+            "sent_at": _now(),
+        }
         reset = ("entity", "item_count", "byte_count", "status", "sent_at")
         with self._begin() as conn:
             conn.execute(upsert(conn.dialect, batches, reset).values(values))
@@ -231,8 +262,14 @@ class Ledger:
         error: str | None,
     ) -> None:
         check_status(status, BATCH_STATUSES, "batch")
-        values = dict(status=status, http_status=http_status, attempts=attempts)
-        values |= dict(elapsed_ms=elapsed_ms, error=error, done_at=_now())
+        values = {
+            "status": status,
+            "http_status": http_status,
+            "attempts": attempts,
+            "elapsed_ms": elapsed_ms,
+            "error": error,
+            "done_at": _now(),
+        }
         key = (batches.c.run_id == run_id, batches.c.batch_id == batch_id)
         with self._begin() as conn:
             result = conn.execute(sa.update(batches).where(*key).values(values))
@@ -241,11 +278,12 @@ class Ledger:
                 f"run ledger at {self.url_for_display} has no batch {batch_id} in run {run_id}"
             )
 
-    # --- record state -------------------------------------------------------------------
+    # --- record outcomes: one row of columns per batch -----------------------------------
 
     def acked_state(self, *, target_id: str, entity: str) -> tuple[np.ndarray, np.ndarray]:
         """(key_hash sorted ascending, content_hash aligned), int64 arrays, of the records
-        the target acknowledged (created/updated). Failed records are absent: resend them."""
+        whose last outcome at the target was created/updated. A record whose last outcome
+        failed is absent, so the next run resends it."""
         with self._begin() as conn:
             return load_acked_state(conn, target_id=target_id, entity=entity)
 
@@ -262,53 +300,60 @@ class Ledger:
         statuses: list[RecordStatus],
         messages: list[str | None],
     ) -> None:
-        """In one transaction, upsert each record's state and append its history event.
+        """Store one batch's record outcomes, as one row, after everything recorded before.
 
-        created/updated store the content hash and clear the error; failed stores the
-        error and keeps the record out of :meth:`acked_state`, so the next run resends it.
+        created/updated make the content hash the record's acknowledged state; failed
+        keeps the record out of :meth:`acked_state` until a later success, so the next run
+        resends it. Raises ValueError for columns of different lengths or an unknown status.
         """
+        columns = encode_outcomes(
+            external_ids=external_ids,
+            key_hashes=key_hashes,
+            content_hashes=content_hashes,
+            statuses=statuses,
+            messages=messages,
+        )
+        if columns is None:
+            return
         with self._begin() as conn:
             write_outcomes(
                 conn,
                 self._statements,
+                columns,
                 run_id=run_id,
                 batch_id=batch_id,
                 target_id=target_id,
                 entity=entity,
-                external_ids=external_ids,
-                key_hashes=key_hashes,
-                content_hashes=content_hashes,
-                statuses=statuses,
-                messages=messages,
                 now=_now(),
             )
 
     def record_history(
         self, external_id: str, *, target_id: str | None = None, limit: int = 50
     ) -> list[RecordEvent]:
-        """The record's outcomes, newest first, each with its run's job and target label."""
-        e = record_events
-        query = (
-            sa.select(e, runs.c.job, runs.c.target_label)
-            .join(runs, runs.c.run_id == e.c.run_id)
-            .where(e.c.external_id == external_id)
-            .order_by(e.c.event_id.desc())
-            .limit(limit)
-        )
-        if target_id is not None:
-            query = query.where(e.c.target_id == target_id)
+        """The record's outcomes, newest first, each with its run's job and target label.
+
+        Outcomes of runs that :meth:`compact` folded appear as one snapshot event.
+        """
         with self._begin() as conn:
-            return [RecordEvent.from_row(row) for row in conn.execute(query)]
+            events = find_events(conn, external_id, target_id)
+        return events[::-1][:limit]
 
     def record_state(self, external_id: str, *, target_id: str | None = None) -> list[RecordState]:
         """The record's latest state at each target and entity it was sent to."""
-        s = record_state
-        query = sa.select(s).where(s.c.external_id == external_id)
-        if target_id is not None:
-            query = query.where(s.c.target_id == target_id)
         with self._begin() as conn:
-            rows = conn.execute(query.order_by(s.c.target_id, s.c.entity))
-            return [RecordState.from_row(row) for row in rows]
+            return latest_states(find_events(conn, external_id, target_id))
+
+    def compact(self, *, target_id: str, entity: str, keep_runs: int = KEEP_RUNS) -> int:
+        """Fold the outcomes of all but the newest ``keep_runs`` runs at this target and
+        entity into snapshot rows, once they hold more than twice as many outcomes as
+        distinct records; return the number of outcome rows folded (0: nothing to do).
+
+        :meth:`acked_state` and :meth:`record_state` are unchanged by it, but
+        :meth:`record_history` then shows those older outcomes only as the snapshot's
+        entry per record. Called by :meth:`finish_run`; cheap when there is nothing to do.
+        """
+        with self._begin() as conn:
+            return compact_scope(conn, target_id=target_id, entity=entity, keep_runs=keep_runs)
 
     # --- watermarks for incremental reads ----------------------------------------------
 
@@ -319,6 +364,6 @@ class Ledger:
             return conn.scalar(query)
 
     def set_watermark(self, *, job: str, target_id: str, value: str) -> None:
-        values = dict(job=job, target_id=target_id, value=value, updated_at=_now())
+        values = {"job": job, "target_id": target_id, "value": value, "updated_at": _now()}
         with self._begin() as conn:
             conn.execute(upsert(conn.dialect, watermarks, ("value", "updated_at")).values(values))

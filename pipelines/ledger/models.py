@@ -88,7 +88,13 @@ class BatchInfo:
 
 @dataclass(frozen=True)
 class RecordEvent:
-    """One outcome of one record in one batch, with the run's job and target label."""
+    """One outcome of one record in one batch, with the run's job and target label.
+
+    ``event_id`` is the ledger's id of the batch outcome row that holds the outcome. After
+    compaction, outcomes of old runs survive only as one ``batch_id='snapshot'`` event per
+    record (preceded, when that one failed, by the last acknowledged one), carrying its
+    run id and the time of that run's last batch folded into the snapshot.
+    """
 
     event_id: int
     run_id: int
@@ -102,10 +108,6 @@ class RecordEvent:
     at: datetime
     job: str
     target_label: str
-
-    @classmethod
-    def from_row(cls, row: Any) -> RecordEvent:
-        return cls(**row._mapping)
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,3 @@ class RecordState:
     last_error: str | None
     last_run_id: int
     updated_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Any) -> RecordState:
-        return cls(**row._mapping)

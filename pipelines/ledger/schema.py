@@ -1,4 +1,4 @@
-"""The ledger's tables, and creating them in an empty (or older) database.
+"""The ledger's tables, and creating them in an empty database.
 
 Every table is prefixed ``nymble_`` so the ledger can share a database with other tools.
 Timestamps are stored as naive UTC and handed back UTC-aware on every dialect.
@@ -12,19 +12,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 __all__ = [
+    "BATCH_TIER",
     "SCHEMA_VERSION",
+    "SNAPSHOT_TIER",
     "UTCDateTime",
+    "batch_outcomes",
     "batches",
     "ensure_schema",
     "meta",
     "metadata",
-    "record_events",
-    "record_state",
     "runs",
     "watermarks",
 ]
 
-SCHEMA_VERSION = 1
+# 2: per-record state and events gave way to columnar batch outcomes.
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -82,7 +84,7 @@ runs = sa.Table(
     sa.Column("heartbeat_at", UTCDateTime()),
     sa.Column("counts", sa.Text()),
     sa.Column("rejects_path", sa.String(1024)),
-    sa.Column("elapsed_s", sa.Float()),
+    sa.Column("elapsed_s", sa.Double()),
     sa.Column("pid", sa.Integer()),
     sa.Column("host", sa.String(255)),
     sa.Index("ix_nymble_runs_scope", "job", "target_id", "entity", "status"),
@@ -99,43 +101,41 @@ batches = sa.Table(
     sa.Column("status", _STATUS, nullable=False),
     sa.Column("http_status", sa.Integer()),
     sa.Column("attempts", sa.Integer(), nullable=False, default=0),
-    sa.Column("elapsed_ms", sa.Float()),
+    sa.Column("elapsed_ms", sa.Double()),
     sa.Column("error", sa.Text()),
     sa.Column("sent_at", UTCDateTime(), nullable=False),
     sa.Column("done_at", UTCDateTime()),
 )
 
-record_state = sa.Table(
-    "nymble_record_state",
-    metadata,
-    sa.Column("target_id", sa.String(128), primary_key=True),
-    sa.Column("entity", sa.String(64), primary_key=True),
-    sa.Column("external_id", sa.String(255), primary_key=True),
-    sa.Column("key_hash", sa.BigInteger(), nullable=False),
-    sa.Column("content_hash", sa.BigInteger(), nullable=False),
-    sa.Column("status", _STATUS, nullable=False),
-    sa.Column("last_error", sa.Text()),
-    sa.Column("last_run_id", sa.BigInteger(), nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
-    sa.Index("ix_nymble_record_state_status", "target_id", "entity", "status"),
-)
+# A blob of up to 4 GB on MySQL/MariaDB, whose plain BLOB stops at 64 KB.
+_BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 
-record_events = sa.Table(
-    "nymble_record_events",
+# One row per acknowledged batch: its record outcomes as columns, never one row per record.
+# ``keys`` and ``hashes`` are int64 arrays (``ndarray.tobytes()``, native byte order),
+# ``statuses`` int8 codes (the index in RECORD_STATUSES: 0 created, 1 updated, 2 failed),
+# ``detail`` an LZ4-compressed Arrow IPC stream of (external_id, message) per record.
+# ``tier`` orders rows before ``seq``: compaction's snapshot rows (tier 0) are inserted
+# after the rows they replace, yet must read as older than every batch row (tier 1).
+# The blobs come last so SQLite reads keys, hashes and statuses without walking ``detail``.
+batch_outcomes = sa.Table(
+    "nymble_batch_outcomes",
     metadata,
-    # A serial id orders events of one batch, which all share the same ``at``.
-    sa.Column("event_id", _SERIAL, primary_key=True, autoincrement=True),
+    sa.Column("seq", _SERIAL, primary_key=True, autoincrement=True),
     sa.Column("run_id", sa.BigInteger(), sa.ForeignKey(runs.c.run_id), nullable=False),
     sa.Column("batch_id", sa.String(64), nullable=False),
     sa.Column("target_id", sa.String(128), nullable=False),
     sa.Column("entity", sa.String(64), nullable=False),
-    sa.Column("external_id", sa.String(255), nullable=False),
-    sa.Column("content_hash", sa.BigInteger(), nullable=False),
-    sa.Column("status", _STATUS, nullable=False),
-    sa.Column("message", sa.Text()),
+    sa.Column("tier", sa.SmallInteger(), nullable=False),
+    sa.Column("record_count", sa.Integer(), nullable=False),
     sa.Column("at", UTCDateTime(), nullable=False),
-    sa.Index("ix_nymble_record_events_external_id", "external_id"),
+    sa.Column("keys", _BLOB, nullable=False),
+    sa.Column("hashes", _BLOB, nullable=False),
+    sa.Column("statuses", _BLOB, nullable=False),
+    sa.Column("detail", _BLOB, nullable=False),
+    sa.Index("ix_nymble_batch_outcomes_scope", "target_id", "entity", "tier", "seq"),
 )
+SNAPSHOT_TIER = 0
+BATCH_TIER = 1
 
 watermarks = sa.Table(
     "nymble_watermarks",
@@ -148,10 +148,18 @@ watermarks = sa.Table(
 
 
 def ensure_schema(conn: sa.Connection) -> int:
-    """Create missing tables; return the schema version the database records."""
+    """Create the tables of an empty database; return the schema version the database records.
+
+    A database of another version is left as it is, for the caller to refuse.
+    """
+    found = _recorded_version(conn) if sa.inspect(conn).has_table(meta.name) else None
+    if found is not None:
+        return found
     metadata.create_all(conn, checkfirst=True)
+    conn.execute(sa.insert(meta).values(name="schema_version", value=str(SCHEMA_VERSION)))
+    return SCHEMA_VERSION
+
+
+def _recorded_version(conn: sa.Connection) -> int | None:
     found = conn.scalar(sa.select(meta.c.value).where(meta.c.name == "schema_version"))
-    if found is None:
-        conn.execute(sa.insert(meta).values(name="schema_version", value=str(SCHEMA_VERSION)))
-        return SCHEMA_VERSION
-    return int(found)
+    return None if found is None else int(found)
