@@ -36,8 +36,16 @@ KEY = "bench-key"
 
 def emulator(*faults: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "pipelines.emulator", "--port", str(port), "--api-key",
-           f"{KEY}=org_bench", *[a for f in faults for a in ("--fault", f)]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.emulator",
+        "--port",
+        str(port),
+        "--api-key",
+        f"{KEY}=org_bench",
+        *[a for f in faults for a in ("--fault", f)],
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -50,15 +58,33 @@ def emulator(*faults: str) -> tuple[subprocess.Popen, str]:
 
 
 def batches(records: int, size: int, tag: str) -> list[Batch]:
-    bodies = [orjson.dumps({"externalId": f"{tag}-{i}", "sku": f"{tag}-{i}", "name": "x",
-                            "price": 1.25, "prices": [{"tier": "Retail", "price": 1.25}]})
-              for i in range(records)]
+    bodies = [
+        orjson.dumps(
+            {
+                "externalId": f"{tag}-{i}",
+                "sku": f"{tag}-{i}",
+                "name": "x",
+                "price": 1.25,
+                "prices": [{"tier": "Retail", "price": 1.25}],
+            }
+        )
+        for i in range(records)
+    ]
     out = []
     for start in range(0, records, size):
-        chunk = bodies[start:start + size]
+        chunk = bodies[start : start + size]
         n = len(chunk)
-        out.append(Batch.of(Pending([""] * n, np.zeros(n, np.int64), np.zeros(n, np.int64),
-                                    np.zeros(n, np.int64), chunk)))
+        out.append(
+            Batch.of(
+                Pending(
+                    [""] * n,
+                    np.zeros(n, np.int64),
+                    np.zeros(n, np.int64),
+                    np.zeros(n, np.int64),
+                    chunk,
+                )
+            )
+        )
     return out
 
 
@@ -72,8 +98,12 @@ def send_all(url: str, work: list[Batch], concurrency: int) -> dict:
         totals["requests"] += result.requests
         totals["throttled"] += result.throttled
 
-    with httpx.Client(base_url=url, headers={"x-api-key": KEY}, timeout=30,
-                      limits=httpx.Limits(max_connections=2 * concurrency)) as client:
+    with httpx.Client(
+        base_url=url,
+        headers={"x-api-key": KEY},
+        timeout=30,
+        limits=httpx.Limits(max_connections=2 * concurrency),
+    ) as client:
         pacer = Pacer(concurrency)
         sender = Sender(client, "/api/products/bulk", policy=RetryPolicy(), pacer=pacer)
         dispatcher = Dispatcher(sender, concurrency, done)
@@ -87,8 +117,12 @@ def send_all(url: str, work: list[Batch], concurrency: int) -> dict:
 
 
 def held(url: str) -> int:
-    return httpx.get(f"{url}/_emulator/stats").json()["records"].get("org_bench", {}).get(
-        "products", 0)
+    return (
+        httpx.get(f"{url}/_emulator/stats")
+        .json()["records"]
+        .get("org_bench", {})
+        .get("products", 0)
+    )
 
 
 def latency(records: int) -> None:
@@ -99,8 +133,10 @@ def latency(records: int) -> None:
         proc.terminate()
     bound = 4 * 500 / 0.050
     rate = r["ok"] / r["seconds"]
-    print(f"latency 50 ms: {rate:,.0f} records/s = {rate / bound:.0%} of the bound "
-          f"{bound:,.0f} (4 × 500 / 50 ms); {r['requests']} requests")
+    print(
+        f"latency 50 ms: {rate:,.0f} records/s = {rate / bound:.0%} of the bound "
+        f"{bound:,.0f} (4 × 500 / 50 ms); {r['requests']} requests"
+    )
 
 
 def rate_limit(requests: int) -> None:
@@ -111,9 +147,11 @@ def rate_limit(requests: int) -> None:
     finally:
         proc.terminate()
     achieved = (r["requests"] - r["throttled"]) / r["seconds"]
-    print(f"rate limit 20/s: achieved {achieved:.1f} accepted requests/s = {achieved / 20:.0%} "
-          f"of the limit; {r['throttled']} of {r['requests']} requests answered 429 "
-          f"({r['throttled'] / r['requests']:.1%}); landed {landed:,} of {requests * 20:,}")
+    print(
+        f"rate limit 20/s: achieved {achieved:.1f} accepted requests/s = {achieved / 20:.0%} "
+        f"of the limit; {r['throttled']} of {r['requests']} requests answered 429 "
+        f"({r['throttled'] / r['requests']:.1%}); landed {landed:,} of {requests * 20:,}"
+    )
 
 
 def fault_mix(rows: int) -> None:
@@ -122,24 +160,35 @@ def fault_mix(rows: int) -> None:
         generate_catalog(source, rows)
     job = OUT / f"job_mix_{rows}.yml"
     job.write_text(JOB.format(path=source))
-    proc, url = emulator("error_rate=0.1", "throttle_rate=0.05", "drop_rate=0.01",
-                         "commit_then_fail_rate=0.01", "seed=3")
+    proc, url = emulator(
+        "error_rate=0.1",
+        "throttle_rate=0.05",
+        "drop_rate=0.01",
+        "commit_then_fail_rate=0.01",
+        "seed=3",
+    )
     state = OUT / f"state_mix_{rows}"
     subprocess.run(["rm", "-rf", str(state)], check=True)
     try:
         env = {**os.environ, "NYMBLE_API_KEY": KEY, "NYMBLE_SYNC_HOME": str(state)}
         started = time.perf_counter()
-        run = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", str(job), "--target",
-                              url, "--json"], env=env, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "run", str(job), "--target", url, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         stats = httpx.get(f"{url}/_emulator/stats").json()
         landed = stats["records"].get("org_bench", {}).get("products", 0)
     finally:
         proc.terminate()
     summary = json.loads(run.stdout)
-    print(f"fault mix: exit {run.returncode}; {landed:,} products held for {rows:,} rows "
-          f"(sent {summary['sent']:,}, failed {summary['failed']}); {summary['requests']} "
-          f"requests, {summary['retries']} retries; faults fired {stats['faults']}; {seconds:.1f} s")
+    print(
+        f"fault mix: exit {run.returncode}; {landed:,} products held for {rows:,} rows "
+        f"(sent {summary['sent']:,}, failed {summary['failed']}); {summary['requests']} "
+        f"requests, {summary['retries']} retries; faults fired {stats['faults']}; {seconds:.1f} s"
+    )
 
 
 def main() -> None:

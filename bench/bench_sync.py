@@ -61,9 +61,19 @@ def free_port() -> int:
 
 def start_emulator() -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.emulator", "--port", str(port),
-                             "--api-key", f"{KEY}=org_bench"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.emulator",
+            "--port",
+            str(port),
+            "--api-key",
+            f"{KEY}=org_bench",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -118,11 +128,15 @@ def report(result: dict) -> None:
     full, delta = result["full"], result["delta"]
     print(f"\n{result['rows']:,} rows")
     for name, r in (("full sync", full), ("1% delta", delta)):
-        print(f"  {name:<10} {r['wall_s']:7.2f} s wall  {r['rows_read'] / r['wall_s']:>9,.0f} rows/s"
-              f"  sent {r['sent']:>9,}  requests {r['requests']:>6,}"
-              f"  peak RSS {r['peak_rss_mb']:6.0f} MB")
-    print(f"  delta/full time: {delta['wall_s'] / full['wall_s']:.0%}; "
-          f"delta sent exactly the {result['changed']:,} changed rows")
+        print(
+            f"  {name:<10} {r['wall_s']:7.2f} s wall  {r['rows_read'] / r['wall_s']:>9,.0f} rows/s"
+            f"  sent {r['sent']:>9,}  requests {r['requests']:>6,}"
+            f"  peak RSS {r['peak_rss_mb']:6.0f} MB"
+        )
+    print(
+        f"  delta/full time: {delta['wall_s'] / full['wall_s']:.0%}; "
+        f"delta sent exactly the {result['changed']:,} changed rows"
+    )
 
 
 def main() -> None:
@@ -137,8 +151,10 @@ def main() -> None:
         report(results[len(results) // 2])
         if args.repeat > 1:
             walls = [r["full"]["wall_s"] for r in results]
-            print(f"  full sync wall over {args.repeat} runs: median "
-                  f"{statistics.median(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f})")
+            print(
+                f"  full sync wall over {args.repeat} runs: median "
+                f"{statistics.median(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f})"
+            )
 
 
 if __name__ == "__main__":

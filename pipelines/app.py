@@ -45,14 +45,22 @@ def sync(settings: SyncSettings) -> RunSummary:
     job = load_job(settings.job_path)
     ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
     try:
-        with open_target(settings, allow_production=job.allow_production) as target, \
-                client_for(target, job.batch.timeout_s,
-                           settings.concurrency or job.batch.concurrency) as client:
-            options = RunOptions(source=settings.source, full=settings.full,
-                                 rejects_path=settings.rejects_path,
-                                 state_dir=settings.state_dir, concurrency=settings.concurrency,
-                                 batch_items=settings.batch_items, policy=settings.policy,
-                                 log=settings.log)
+        with (
+            open_target(settings, allow_production=job.allow_production) as target,
+            client_for(
+                target, job.batch.timeout_s, settings.concurrency or job.batch.concurrency
+            ) as client,
+        ):
+            options = RunOptions(
+                source=settings.source,
+                full=settings.full,
+                rejects_path=settings.rejects_path,
+                state_dir=settings.state_dir,
+                concurrency=settings.concurrency,
+                batch_items=settings.batch_items,
+                policy=settings.policy,
+                log=settings.log,
+            )
             return run_products(job, target, ledger, client, options)
     finally:
         ledger.close()
@@ -68,10 +76,13 @@ def open_target(settings: SyncSettings, *, allow_production: bool = False) -> It
         with local_target(settings.state_dir) as target:
             yield target
         return
-    yield resolve_target(settings.target, api_key_file=settings.api_key_file,
-                         environ=settings.environ,
-                         allow_production=settings.allow_production or allow_production,
-                         warn=settings.log)
+    yield resolve_target(
+        settings.target,
+        api_key_file=settings.api_key_file,
+        environ=settings.environ,
+        allow_production=settings.allow_production or allow_production,
+        warn=settings.log,
+    )
 
 
 @contextmanager
@@ -92,6 +103,8 @@ def client_for(target: Target, timeout_s: float, concurrency: int) -> httpx.Clie
         base_url=target.base_url,
         headers={"x-api-key": target.api_key, "user-agent": "nymble-sync/0.1"},
         timeout=httpx.Timeout(timeout_s, connect=10.0),
-        limits=httpx.Limits(max_connections=max(concurrency, 4) * 2,
-                            max_keepalive_connections=max(concurrency, 4) * 2),
+        limits=httpx.Limits(
+            max_connections=max(concurrency, 4) * 2,
+            max_keepalive_connections=max(concurrency, 4) * 2,
+        ),
     )

@@ -24,9 +24,13 @@ class Pending:
         return len(self.bodies)
 
     def take(self, start: int, stop: int) -> Pending:
-        return Pending(self.external_ids[start:stop], self.rows[start:stop],
-                       self.key_hashes[start:stop], self.content_hashes[start:stop],
-                       self.bodies[start:stop])
+        return Pending(
+            self.external_ids[start:stop],
+            self.rows[start:stop],
+            self.key_hashes[start:stop],
+            self.content_hashes[start:stop],
+            self.bodies[start:stop],
+        )
 
     @staticmethod
     def concat(parts: list[Pending]) -> Pending:
@@ -74,8 +78,9 @@ class Batcher:
         full, start = [], 0
         for i, body in enumerate(records.bodies):
             size = len(body) + 1
-            if self._items and (self._items >= self.max_items
-                                or self._bytes + size > self.max_bytes):
+            if self._items and (
+                self._items >= self.max_items or self._bytes + size > self.max_bytes
+            ):
                 self._parts.append(records.take(start, i))
                 full.append(self._cut())
                 start = i

@@ -85,7 +85,9 @@ def _spec_kind(raw: Any) -> str | None:
 
 # A plain string names a source column; a mapping is a constant or a translated column.
 FieldSpec = Annotated[
-    Annotated[str, Tag("spec:column")] | Annotated[Constant, Tag("spec:value")] | Annotated[ColumnMap, Tag("spec:map")],
+    Annotated[str, Tag("spec:column")]
+    | Annotated[Constant, Tag("spec:value")]
+    | Annotated[ColumnMap, Tag("spec:map")],
     Discriminator(
         _spec_kind,
         custom_error_type="field_spec",
@@ -190,7 +192,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _problem(error: dict[str, Any]) -> Problem:
-    loc = [str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union"))]
+    loc = [
+        str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union"))
+    ]
     # pydantic tries each member of a union; keep the path the user wrote, not the member names.
     loc = [p for p in loc if not p.startswith("spec:") and p not in {"csv", "parquet"}]
     key = ".".join(loc) or "(file)"
@@ -214,8 +218,13 @@ def _unknown_targets(fields: Any) -> list[Problem]:
         if name not in PRODUCT_FIELDS
     ]
     if "sku" not in fields:
-        problems.append(Problem("fields.sku", "is required: every product needs a SKU",
-                                "add e.g. 'sku: <source column>'"))
+        problems.append(
+            Problem(
+                "fields.sku",
+                "is required: every product needs a SKU",
+                "add e.g. 'sku: <source column>'",
+            )
+        )
     return problems
 
 

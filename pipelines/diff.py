@@ -16,8 +16,11 @@ class AckedState:
     """
 
     def __init__(self, keys: np.ndarray, hashes: np.ndarray):
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.hashes = keys[order], hashes[order]
+        """``keys`` sorted ascending (as the ledger returns them), ``hashes`` aligned."""
+        if len(keys) > 1 and not (keys[1:] >= keys[:-1]).all():
+            order = np.argsort(keys)
+            keys, hashes = keys[order], hashes[order]
+        self.keys, self.hashes = keys, hashes
 
     @classmethod
     def empty(cls) -> AckedState:

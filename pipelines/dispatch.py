@@ -14,8 +14,9 @@ __all__ = ["Dispatcher"]
 
 
 class Dispatcher:
-    def __init__(self, sender: Sender, concurrency: int,
-                 on_done: Callable[[Batch, BatchResult], None]):
+    def __init__(
+        self, sender: Sender, concurrency: int, on_done: Callable[[Batch, BatchResult], None]
+    ):
         self.sender, self.concurrency, self.on_done = sender, concurrency, on_done
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send")
         self._in_flight: dict[Future, Batch] = {}

@@ -90,7 +90,9 @@ class TargetError(ConfigError):
 class SourceError(NymbleSyncError):
     exit_code = EXIT_CONFIG
 
-    def __init__(self, message: str, *, source: str, row: int | None = None, column: str | None = None):
+    def __init__(
+        self, message: str, *, source: str, row: int | None = None, column: str | None = None
+    ):
         self.source, self.row, self.column = source, row, column
         where = source
         if row is not None:
@@ -123,7 +125,9 @@ class TransportError(NymbleSyncError):
 class RetryableResponse(TransportError):
     """A 429, a 5xx or a network error: worth another attempt after ``retry_after`` seconds."""
 
-    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
         self.status = status
         self.retry_after = retry_after
         super().__init__(message)

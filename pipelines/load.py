@@ -62,9 +62,16 @@ class BatchResult:
 
 
 class Sender:
-    def __init__(self, client: httpx.Client, endpoint: str, *, policy: RetryPolicy | None = None,
-                 pacer: Pacer | None = None, sleep: Callable[[float], None] = time.sleep,
-                 seed: int | None = None):
+    def __init__(
+        self,
+        client: httpx.Client,
+        endpoint: str,
+        *,
+        policy: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ):
         self.client, self.endpoint = client, endpoint
         self.policy = policy or RetryPolicy()
         self.pacer = pacer
@@ -97,7 +104,9 @@ class Sender:
         mid = len(bodies) // 2
         return self._send(bodies[:mid], result) + self._send(bodies[mid:], result)
 
-    def _isolate(self, bodies: list[bytes], problem: dict, result: BatchResult) -> list[ItemOutcome]:
+    def _isolate(
+        self, bodies: list[bytes], problem: dict, result: BatchResult
+    ) -> list[ItemOutcome]:
         """A whole-batch 400: fail the items it names, resend the rest; bisect if it names none."""
         if len(bodies) == 1:
             return [ItemOutcome("failed", _summary(problem, strip_index=True))]
@@ -105,7 +114,9 @@ class Sender:
         if not named:
             return self._halves(bodies, result)
         keep = [i for i in range(len(bodies)) if i not in named]
-        outcomes: list[ItemOutcome] = [ItemOutcome("failed", named.get(i)) for i in range(len(bodies))]
+        outcomes: list[ItemOutcome] = [
+            ItemOutcome("failed", named.get(i)) for i in range(len(bodies))
+        ]
         if keep:
             for i, outcome in zip(keep, self._send([bodies[i] for i in keep], result), strict=True):
                 outcomes[i] = outcome
@@ -118,7 +129,8 @@ class Sender:
             except RetryableResponse as exc:
                 if attempt + 1 == self.policy.attempts:
                     raise TransportError(
-                        f"gave up after {self.policy.attempts} attempts: {exc}") from exc
+                        f"gave up after {self.policy.attempts} attempts: {exc}"
+                    ) from exc
                 result.retries += 1
                 result.throttled += exc.status == 429
                 self._sleep(self.policy.delay(attempt, exc.retry_after, self._rng))
@@ -140,8 +152,9 @@ class Sender:
 
     def _post_once(self, body: bytes) -> httpx.Response:
         try:
-            response = self.client.post(self.endpoint, content=body,
-                                        headers={"content-type": "application/json"})
+            response = self.client.post(
+                self.endpoint, content=body, headers={"content-type": "application/json"}
+            )
         except httpx.TimeoutException as exc:
             raise RetryableResponse(f"timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
@@ -149,8 +162,11 @@ class Sender:
         if response.status_code in (401, 403):
             raise AuthError(_auth_message(response))
         if response.status_code in RETRY_STATUSES:
-            raise RetryableResponse(f"HTTP {response.status_code}", status=response.status_code,
-                                    retry_after=_retry_after(response))
+            raise RetryableResponse(
+                f"HTTP {response.status_code}",
+                status=response.status_code,
+                retry_after=_retry_after(response),
+            )
         return response
 
 
@@ -171,7 +187,9 @@ def _outcome(item: dict) -> ItemOutcome:
     if status == "created":
         return ItemOutcome("created")
     if status == "failed":
-        return ItemOutcome("failed", _errors_text(_get(item, "errors")) or "failed (no reason given)")
+        return ItemOutcome(
+            "failed", _errors_text(_get(item, "errors")) or "failed (no reason given)"
+        )
     return ItemOutcome("updated")
 
 
@@ -198,7 +216,7 @@ def _problem(response: httpx.Response) -> dict:
 def _indexed_errors(problem: dict, count: int) -> dict[int, str]:
     errors = _get(problem, "errors")
     named: dict[int, list[str]] = {}
-    for key, messages in (errors.items() if isinstance(errors, dict) else []):
+    for key, messages in errors.items() if isinstance(errors, dict) else []:
         match = _INDEXED_KEY.match(str(key))
         if match and int(match.group(1)) < count:
             text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
@@ -208,8 +226,10 @@ def _indexed_errors(problem: dict, count: int) -> dict[int, str]:
 
 def _errors_text(errors) -> str:
     if isinstance(errors, dict):
-        return "; ".join(f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
-                         for k, v in errors.items())
+        return "; ".join(
+            f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in errors.items()
+        )
     return "" if errors is None else str(errors)
 
 
@@ -224,9 +244,11 @@ def _summary(problem: dict, *, strip_index: bool = False) -> str:
 
 def _auth_message(response: httpx.Response) -> str:
     what = "refused the API key" if response.status_code == 401 else "denied this key the right"
-    return (f"{response.request.url.host} {what} (HTTP {response.status_code}). Check that "
-            "NYMBLE_API_KEY or --api-key-file holds a key of this target's organization "
-            "with the Admin role; nothing more was sent.")
+    return (
+        f"{response.request.url.host} {what} (HTTP {response.status_code}). Check that "
+        "NYMBLE_API_KEY or --api-key-file holds a key of this target's organization "
+        "with the Admin role; nothing more was sent."
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:

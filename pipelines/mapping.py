@@ -21,8 +21,11 @@ from .validate import Failure
 __all__ = ["PRICE_TYPE", "map_products"]
 
 PRICE_TYPE = pa.struct(
-    [("tier", pa.dictionary(pa.int32(), pa.string())), ("price", pa.float64()),
-     ("atQuantity", pa.int64())]
+    [
+        ("tier", pa.dictionary(pa.int32(), pa.string())),
+        ("price", pa.float64()),
+        ("atQuantity", pa.int64()),
+    ]
 )
 
 
@@ -30,8 +33,11 @@ def map_products(
     chunk: Chunk, job: JobConfig, price_list: PriceListIndex | None = None
 ) -> tuple[pa.Table, list[Failure]]:
     used = set(job.source_columns_used().values())
-    source = {name: normalize_text(chunk.table.column(name).combine_chunks())
-              for name in chunk.table.column_names if name in used}
+    source = {
+        name: normalize_text(chunk.table.column(name).combine_chunks())
+        for name in chunk.table.column_names
+        if name in used
+    }
     failures: list[Failure] = []
     columns = {"externalId": source[job.key]}
     for target, spec in job.fields.items():
@@ -49,14 +55,22 @@ def map_products(
 
 def _field(spec, kind, source, n: int, failures: list[Failure]) -> pa.Array:
     if isinstance(spec, Constant):  # dictionary-encoded, so it is serialized once, not n times
-        return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
-                                              pa.array([spec.value]))
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(n, np.int32)), pa.array([spec.value])
+        )
     if isinstance(spec, ColumnMap):
         return _mapped_column(spec, kind, source[spec.column], failures)
     values, bad = convert(source[spec], kind)
     if bad.any():
-        failures.append(Failure(bad, spec, source[spec], "not_a_number" if kind != "boolean"
-                                else "not_a_boolean", f"is not a valid {kind}"))
+        failures.append(
+            Failure(
+                bad,
+                spec,
+                source[spec],
+                "not_a_number" if kind != "boolean" else "not_a_boolean",
+                f"is not a valid {kind}",
+            )
+        )
     return values
 
 
@@ -70,8 +84,15 @@ def _mapped_column(spec: ColumnMap, kind, column: pa.Array, failures: list[Failu
         mapped = pc.if_else(pa.array(unmapped), pa.scalar(_as_text(spec.default)), mapped)
     elif unmapped.any():
         known = ", ".join(str(k) for k in spec.map)
-        failures.append(Failure(unmapped, spec.column, column, "unmapped_value",
-                                f"has no entry in the value map (known: {known})"))
+        failures.append(
+            Failure(
+                unmapped,
+                spec.column,
+                column,
+                "unmapped_value",
+                f"has no entry in the value map (known: {known})",
+            )
+        )
     values, _ = convert(mapped, kind)
     return values
 
@@ -88,8 +109,9 @@ def _wide_prices(tiers: tuple[TierPrice, ...], source, failures: list[Failure]) 
     entries = pa.StructArray.from_arrays(
         [
             # Dictionary-encoded: a few tier names repeated millions of times serialize once.
-            pa.DictionaryArray.from_arrays(pa.array(tier_idx.astype(np.int32)),
-                                           pa.array([t.tier for t in tiers], pa.string())),
+            pa.DictionaryArray.from_arrays(
+                pa.array(tier_idx.astype(np.int32)), pa.array([t.tier for t in tiers], pa.string())
+            ),
             pa.array(grid[valid], pa.float64()),
             pa.array(np.array([t.atQuantity for t in tiers], dtype=np.int64)[tier_idx]),
         ],
@@ -106,5 +128,7 @@ def _price_column(name: str, source, failures: list[Failure]) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         negative = prices < 0
     if negative.any():
-        failures.append(Failure(negative, name, source[name], "negative_price", "must be 0 or more"))
+        failures.append(
+            Failure(negative, name, source[name], "negative_price", "must be 0 or more")
+        )
     return prices

@@ -28,8 +28,13 @@ _LATENCY_FACTOR = 3.0  # latency this many times the best seen counts as congest
 
 
 class Pacer:
-    def __init__(self, max_in_flight: int, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        max_in_flight: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.max_in_flight = max_in_flight
         self.limit = float(max_in_flight)
         self.rate: float | None = None  # requests per second; None = not paced

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import httpx
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import extract
 from .batching import Batch, Batcher, Pending
@@ -28,23 +27,22 @@ from .dispatch import Dispatcher
 from .errors import JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
 from .load import BatchResult, RetryPolicy, Sender
-from .mapping import map_products
 from .pacing import Pacer
+from .prepare import Prepared, prepare_in_parallel, prepare_products
 from .price_list import PriceListIndex
-from .records import key_hashes, serialize
 from .rejects import Reject, RejectsWriter
 from .summary import RunSummary
 from .targets import Target
-from .validate import KeyTracker, check_products, split_rejects
+from .validate import KeyTracker, split_rejects
 
 if TYPE_CHECKING:
     from .ledger import Ledger
 
 __all__ = ["RunOptions", "open_source", "run_products"]
 
-# ~8,000 catalog rows a chunk: big enough for vectorized work to pay, small enough that
-# Arrow's allocator does not hold on to much (measured: 8 MB blocks cost ~40 MB more RSS).
-CSV_BLOCK_BYTES = 2 << 20
+# ~4,000 catalog rows a chunk: big enough for vectorized work to pay, small enough that
+# Arrow's CSV read-ahead stays small (measured: 1 MB blocks hold 17 MB, 2 MB blocks 73 MB).
+CSV_BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,8 +58,9 @@ class RunOptions:
     log: Callable[[str], None] = print
 
 
-def open_source(source: CsvSource | ParquetSource, path: Path | None = None,
-                log: Callable[[str], None] = print) -> tuple[list[str], Iterator[Chunk]]:
+def open_source(
+    source: CsvSource | ParquetSource, path: Path | None = None, log: Callable[[str], None] = print
+) -> tuple[list[str], Iterator[Chunk]]:
     """The source's columns (read before any data) and its chunks."""
     path = path or source.path
     if isinstance(source, ParquetSource):
@@ -72,12 +71,14 @@ def open_source(source: CsvSource | ParquetSource, path: Path | None = None,
         log(f"{path}: reading as {choice.encoding} ({choice.reason})")
         encoding = choice.encoding
     columns = extract.csv_columns(path, encoding=encoding, delimiter=source.delimiter)
-    return columns, extract.read_csv(path, encoding=encoding, delimiter=source.delimiter,
-                                     block_bytes=CSV_BLOCK_BYTES)
+    return columns, extract.read_csv(
+        path, encoding=encoding, delimiter=source.delimiter, block_bytes=CSV_BLOCK_BYTES
+    )
 
 
-def run_products(job: JobConfig, target: Target, ledger: Ledger, client: httpx.Client,
-                 options: RunOptions) -> RunSummary:
+def run_products(
+    job: JobConfig, target: Target, ledger: Ledger, client: httpx.Client, options: RunOptions
+) -> RunSummary:
     source_name = str(options.source or job.source.path)
     columns, chunks = open_source(job.source, options.source, options.log)
     check_columns(job, columns, source=source_name)
@@ -86,30 +87,44 @@ def run_products(job: JobConfig, target: Target, ledger: Ledger, client: httpx.C
     return run.execute(chunks, price_list)
 
 
-def _load_price_list(job: JobConfig, options: RunOptions) -> tuple[PriceListIndex | None,
-                                                                   list[Reject]]:
+def _load_price_list(
+    job: JobConfig, options: RunOptions
+) -> tuple[PriceListIndex | None, list[Reject]]:
     if job.price_list is None:
         return None, []
     columns, chunks = open_source(job.price_list.source, log=options.log)
     cfg = job.price_list
     missing = [c for c in (cfg.key, cfg.tier, cfg.quantity, cfg.price) if c not in columns]
     if missing:
-        raise JobFileError(str(job.path), [Problem("price_list", f"column {c!r} is not in "
-                                                   f"{cfg.source.path}") for c in missing])
+        raise JobFileError(
+            str(job.path),
+            [Problem("price_list", f"column {c!r} is not in {cfg.source.path}") for c in missing],
+        )
     return PriceListIndex.load(cfg, chunks)
 
 
 class _Run:
     """The state of one run; its methods are the stages, called in order by ``execute``."""
 
-    def __init__(self, job: JobConfig, target: Target, ledger: Ledger, client: httpx.Client,
-                 options: RunOptions, source: str):
+    def __init__(
+        self,
+        job: JobConfig,
+        target: Target,
+        ledger: Ledger,
+        client: httpx.Client,
+        options: RunOptions,
+        source: str,
+    ):
         self.job, self.target, self.ledger, self.options = job, target, ledger, options
         self.source = source
         self.summary = RunSummary(job=job.job, entity=job.entity, target=target.label)
         concurrency = options.concurrency or job.batch.concurrency
-        self.sender = Sender(client, BULK_ENDPOINTS[job.entity], policy=options.policy,
-                             pacer=options.pacer or Pacer(concurrency))
+        self.sender = Sender(
+            client,
+            BULK_ENDPOINTS[job.entity],
+            policy=options.policy,
+            pacer=options.pacer or Pacer(concurrency),
+        )
         self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
         self._queue: deque[Batch] = deque()
         self.ids = KeyTracker("externalId", job.key)
@@ -118,19 +133,31 @@ class _Run:
     def execute(self, chunks: Iterator[Chunk], price_list) -> RunSummary:
         started = time.perf_counter()
         index, list_rejects = price_list
-        crashed = self.ledger.abandon_unfinished(job=self.job.job, target_id=self.target.id,
-                                                 entity=self.job.entity)
+        crashed = self.ledger.abandon_unfinished(
+            job=self.job.job, target_id=self.target.id, entity=self.job.entity
+        )
         if crashed:
             self.options.log(f"finishing the work of interrupted run(s) {crashed}")
-        run_id = self.ledger.begin_run(job=self.job.job, target_id=self.target.id,
-                                       target_label=self.target.label, entity=self.job.entity,
-                                       source=self.source, full=self.options.full)
+        run_id = self.ledger.begin_run(
+            job=self.job.job,
+            target_id=self.target.id,
+            target_label=self.target.label,
+            entity=self.job.entity,
+            source=self.source,
+            full=self.options.full,
+        )
         self.summary.run_id = run_id
         self.run_id = run_id
-        state = AckedState.empty() if self.options.full else AckedState(
-            *self.ledger.acked_state(target_id=self.target.id, entity=self.job.entity))
+        state = (
+            AckedState.empty()
+            if self.options.full
+            else AckedState(
+                *self.ledger.acked_state(target_id=self.target.id, entity=self.job.entity)
+            )
+        )
         rejects_path = self.options.rejects_path or (
-            self.options.state_dir / "rejects" / f"{self.job.job}-run{run_id}.csv")
+            self.options.state_dir / "rejects" / f"{self.job.job}-run{run_id}.csv"
+        )
         self.rejects = RejectsWriter(rejects_path)
         self.rejects.write(list_rejects)
         self.dispatcher = Dispatcher(self.sender, self.sender.pacer.max_in_flight, self._record)
@@ -147,8 +174,11 @@ class _Run:
         return self.summary
 
     def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
-        for chunk in chunks:
-            self._queue.extend(self.batcher.add(self._prepare(chunk, index, state)))
+        prepared = prepare_in_parallel(
+            chunks, lambda chunk: prepare_products(chunk, self.job, index)
+        )
+        for chunk in prepared:
+            self._queue.extend(self.batcher.add(self._admit(chunk, state)))
             self._send_queued()
             self.ledger.heartbeat(self.run_id)
         self._queue.extend(self.batcher.flush())
@@ -158,51 +188,57 @@ class _Run:
     def _send_queued(self) -> None:
         while self._queue:
             batch = self._queue[0]
-            self.ledger.batch_pending(self.run_id, batch_id=batch.id, entity=self.job.entity,
-                                      item_count=len(batch.records), byte_count=batch.byte_count)
+            self.ledger.batch_pending(
+                self.run_id,
+                batch_id=batch.id,
+                entity=self.job.entity,
+                item_count=len(batch.records),
+                byte_count=batch.byte_count,
+            )
             self.dispatcher.submit(batch)  # may raise AuthError collected from an earlier batch
             self._queue.popleft()
             self.summary.batches += 1
 
-    def _prepare(self, chunk: Chunk, index, state: AckedState) -> Pending:
-        """Map, check and hash one chunk; return the records that differ from the target."""
+    def _admit(self, p: Prepared, state: AckedState) -> Pending:
+        """The ordered part of a chunk's work: reject duplicates of earlier rows, report the
+        rejects, and keep the records that differ from what the target acknowledged."""
+        chunk = p.chunk
         self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
-        table, failures = map_products(chunk, self.job, index)
-        failures += check_products(table, self.job)
-        keys = key_hashes(table.column("externalId").combine_chunks())
-        failures += self._duplicates(table, keys, chunk.rows, failures)
-        bad = np.logical_or.reduce([f.mask for f in failures]) if failures else None
-        table, rows, rejects = split_rejects(table, chunk.rows, failures, source=chunk.source)
-        self._reject(sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0),
-                     len(chunk.rejects) + len(chunk.table) - len(table))
-        return self._changed(table, rows, keys if bad is None else keys[~bad], state)
+        failures = p.failures + self._duplicates(p)
+        table, rows, rejects = split_rejects(p.table, chunk.rows, failures, source=chunk.source)
+        self._reject(
+            sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0),
+            len(chunk.rejects) + len(chunk.table) - len(table),
+        )
+        keep = np.ones(len(p.table), dtype=bool)
+        for failure in failures:
+            keep &= ~failure.mask
+        among_passed = keep[p.passed]  # bodies exist for passed rows only
+        bodies = (
+            [b for b, k in zip(p.bodies, among_passed, strict=True) if k]
+            if not among_passed.all()
+            else p.bodies
+        )
+        keys, hashes = p.keys[keep], p.hashes[among_passed]
+        same = state.unchanged(keys, hashes)
+        self.summary.unchanged += int(same.sum())
+        send = np.nonzero(~same)[0]
+        ids = table.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()
+        return Pending(ids, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
 
-    def _duplicates(self, table: pa.Table, keys: np.ndarray, rows: np.ndarray,
-                    failures: list) -> list:
+    def _duplicates(self, p: Prepared) -> list:
         """One row per externalId and per SKU in a run (CONTRACT §6.8, §6.22: SKUs match
         case-insensitively); a later row with either is rejected, naming the first."""
-        ok = ~np.logical_or.reduce([f.mask for f in failures]) if failures else \
-            np.ones(len(table), dtype=bool)
+        ok = p.passed.copy()
         found = []
-        ids = table.column("externalId").combine_chunks()
-        skus = table.column("sku").combine_chunks()
-        sku_keys = key_hashes(pc.utf8_lower(skus))
-        for tracker, values, hashes in ((self.ids, ids, keys), (self.skus, skus, sku_keys)):
-            dup = tracker.check(values, hashes, rows, ok)
+        ids = p.table.column("externalId").combine_chunks()
+        skus = p.table.column("sku").combine_chunks()
+        for tracker, values, keys in ((self.ids, ids, p.keys), (self.skus, skus, p.sku_keys)):
+            dup = tracker.check(values, keys, p.chunk.rows, ok)
             if dup is not None:
                 found.append(dup)
                 ok &= ~dup.mask
         return found
-
-    def _changed(self, table: pa.Table, rows: np.ndarray, keys: np.ndarray,
-                 state: AckedState) -> Pending:
-        bodies, hashes = serialize(table)
-        ids = table.column("externalId").combine_chunks()
-        same = state.unchanged(keys, hashes)
-        self.summary.unchanged += int(same.sum())
-        send = np.nonzero(~same)[0]
-        id_list = ids.take(pa.array(send)).to_pylist()
-        return Pending(id_list, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
 
     def _reject(self, rejects: list[Reject], rows: int) -> None:
         self.summary.rejected += rows
@@ -222,17 +258,37 @@ class _Run:
             self.batcher.max_items = max(1, self.batcher.max_items // 2)
             self.batcher.max_bytes = max(1_000, self.batcher.max_bytes // 2)
         self.ledger.record_outcomes(
-            self.run_id, batch_id=batch.id, target_id=self.target.id, entity=self.job.entity,
-            external_ids=rec.external_ids, key_hashes=rec.key_hashes,
-            content_hashes=rec.content_hashes, statuses=statuses,
-            messages=[o.message for o in result.outcomes])
-        self.ledger.batch_done(self.run_id, batch_id=batch.id,
-                               status="failed" if len(failed) == len(statuses) else "acked",
-                               http_status=result.http_status, attempts=result.requests,
-                               elapsed_ms=0.0, error="; ".join(result.errors) or None)
-        self.rejects.write(Reject(self.source, int(rec.rows[i]), rec.external_ids[i], None, None,
-                                  "api_failed", result.outcomes[i].message or "failed")
-                           for i in failed)
+            self.run_id,
+            batch_id=batch.id,
+            target_id=self.target.id,
+            entity=self.job.entity,
+            external_ids=rec.external_ids,
+            key_hashes=rec.key_hashes,
+            content_hashes=rec.content_hashes,
+            statuses=statuses,
+            messages=[o.message for o in result.outcomes],
+        )
+        self.ledger.batch_done(
+            self.run_id,
+            batch_id=batch.id,
+            status="failed" if len(failed) == len(statuses) else "acked",
+            http_status=result.http_status,
+            attempts=result.requests,
+            elapsed_ms=0.0,
+            error="; ".join(result.errors) or None,
+        )
+        self.rejects.write(
+            Reject(
+                self.source,
+                int(rec.rows[i]),
+                rec.external_ids[i],
+                None,
+                None,
+                "api_failed",
+                result.outcomes[i].message or "failed",
+            )
+            for i in failed
+        )
 
     def _stop(self) -> None:
         """Account for every record that will not be sent in this run (the next run will)."""
@@ -248,13 +304,15 @@ class _Run:
         self.rejects.close()
         self.summary.elapsed_s = time.perf_counter() - started
         self.summary.rejects_path = str(self.rejects.path) if self.rejects.count else None
-        self.ledger.finish_run(self.run_id, status=self.summary.status,
-                               counts=self.summary.counts(),
-                               rejects_path=self.summary.rejects_path,
-                               elapsed_s=self.summary.elapsed_s)
+        self.ledger.finish_run(
+            self.run_id,
+            status=self.summary.status,
+            counts=self.summary.counts(),
+            rejects_path=self.summary.rejects_path,
+            elapsed_s=self.summary.elapsed_s,
+        )
 
 
 def _sku_column(job: JobConfig) -> str:
     spec = job.fields.get("sku")
     return spec if isinstance(spec, str) else "sku"
-

@@ -30,7 +30,9 @@ class PriceListIndex:
         self.source = source
 
     @classmethod
-    def load(cls, config: PriceList, chunks: Iterable[Chunk]) -> tuple[PriceListIndex, list[Reject]]:
+    def load(
+        cls, config: PriceList, chunks: Iterable[Chunk]
+    ) -> tuple[PriceListIndex, list[Reject]]:
         """Read and check the whole list; bad rows become rejects and spoil their key."""
         parts, rejects, source = [], [], ""
         for chunk in chunks:
@@ -38,11 +40,16 @@ class PriceListIndex:
             parts.append(good)
             rejects.extend(chunk_rejects)
             source = chunk.source
-        table = pa.concat_tables(parts) if parts else pa.table(
-            {"key": pa.array([], pa.string()), **{n: pa.array([], t) for n, t in _PRICE_FIELDS}}
+        table = (
+            pa.concat_tables(parts)
+            if parts
+            else pa.table(
+                {"key": pa.array([], pa.string()), **{n: pa.array([], t) for n, t in _PRICE_FIELDS}}
+            )
         )
-        table = table.sort_by([("key", "ascending"), ("tier", "ascending"),
-                               ("atQuantity", "ascending")])
+        table = table.sort_by(
+            [("key", "ascending"), ("tier", "ascending"), ("atQuantity", "ascending")]
+        )
         bad = pa.array(sorted({r.external_id for r in rejects if r.external_id}), pa.string())
         return cls(table, bad, source), rejects
 
@@ -50,9 +57,15 @@ class PriceListIndex:
 
         spoiled = pc.fill_null(pc.is_in(keys, value_set=self.bad_keys), False)
         if pc.any(spoiled).as_py():
-            failures.append(Failure(spoiled.to_numpy(zero_copy_only=False), None, None,
-                                    "bad_price_list_row",
-                                    f"{self.source} has invalid rows for this key; see its rejects"))
+            failures.append(
+                Failure(
+                    spoiled.to_numpy(zero_copy_only=False),
+                    None,
+                    None,
+                    "bad_price_list_row",
+                    f"{self.source} has invalid rows for this key; see its rejects",
+                )
+            )
         return self._entries(keys)
 
     def _entries(self, keys: pa.Array) -> pa.Array:
@@ -71,8 +84,10 @@ class PriceListIndex:
 
 
 def _check(chunk: Chunk, config: PriceList) -> tuple[pa.Table, list[Reject]]:
-    col = {c: normalize_text(chunk.table.column(c).combine_chunks())
-           for c in (config.key, config.tier, config.quantity, config.price)}
+    col = {
+        c: normalize_text(chunk.table.column(c).combine_chunks())
+        for c in (config.key, config.tier, config.quantity, config.price)
+    }
     price, bad_price = convert(col[config.price], "decimal")
     quantity, bad_qty = convert(col[config.quantity], "integer")
     checks = [
@@ -80,10 +95,18 @@ def _check(chunk: Chunk, config: PriceList) -> tuple[pa.Table, list[Reject]]:
         (~present(col[config.tier]), config.tier, "required", "tier is required"),
         (~present(price) & ~bad_price, config.price, "required", "price is required"),
         (bad_price, config.price, "not_a_number", "is not a valid decimal"),
-        (pc.fill_null(pc.less(price, 0), False).to_numpy(zero_copy_only=False),
-         config.price, "negative_price", "must be 0 or more"),
-        (bad_qty | pc.fill_null(pc.less(quantity, 1), False).to_numpy(zero_copy_only=False),
-         config.quantity, "bad_quantity", "must be a whole number of at least 1"),
+        (
+            pc.fill_null(pc.less(price, 0), False).to_numpy(zero_copy_only=False),
+            config.price,
+            "negative_price",
+            "must be 0 or more",
+        ),
+        (
+            bad_qty | pc.fill_null(pc.less(quantity, 1), False).to_numpy(zero_copy_only=False),
+            config.quantity,
+            "bad_quantity",
+            "must be a whole number of at least 1",
+        ),
     ]
     bad = np.zeros(len(price), dtype=bool)
     rejects = list(chunk.rejects)
@@ -91,9 +114,19 @@ def _check(chunk: Chunk, config: PriceList) -> tuple[pa.Table, list[Reject]]:
     for mask, column, rule, message in checks:
         for i in np.nonzero(mask & ~bad)[0]:
             value = col[column][i].as_py() if column in col else None
-            rejects.append(Reject(chunk.source, int(chunk.rows[i]), keys[i], column,
-                                  value, rule, f"{column}: {message}"))
+            rejects.append(
+                Reject(
+                    chunk.source,
+                    int(chunk.rows[i]),
+                    keys[i],
+                    column,
+                    value,
+                    rule,
+                    f"{column}: {message}",
+                )
+            )
         bad |= mask
-    good = pa.table({"key": col[config.key], "tier": col[config.tier], "price": price,
-                     "atQuantity": quantity}).filter(pa.array(~bad))
+    good = pa.table(
+        {"key": col[config.key], "tier": col[config.tier], "price": price, "atQuantity": quantity}
+    ).filter(pa.array(~bad))
     return good, rejects

@@ -23,21 +23,17 @@ _OTHER_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
 def key_hashes(values: pa.Array) -> np.ndarray:
     """64-bit hashes of key strings, as signed int64 (what SQL BIGINT stores); null → 0."""
-    digest = xxhash.xxh3_64_intdigest
-    out = np.fromiter(
-        (0 if v is None else digest(v) for v in pc.cast(values, pa.binary()).to_pylist()),
-        dtype=np.uint64,
-        count=len(values),
-    )
-    return out.view(np.int64)
+    present = pc.is_valid(values).to_numpy(zero_copy_only=False)
+    raw = pc.cast(pc.fill_null(values, ""), pa.binary()).to_pylist()
+    out = np.fromiter(map(xxhash.xxh3_64_intdigest, raw), dtype=np.uint64, count=len(raw))
+    return np.where(present, out.view(np.int64), 0)
 
 
 def serialize(table: pa.Table) -> tuple[list[bytes], np.ndarray]:
     """Canonical JSON per row and its 64-bit content hash (int64)."""
     record = _object(table.combine_chunks().to_struct_array().combine_chunks())
     bodies = pc.cast(record, pa.binary()).to_pylist()
-    digest = xxhash.xxh3_64_intdigest
-    hashes = np.fromiter((digest(b) for b in bodies), dtype=np.uint64, count=len(bodies))
+    hashes = np.fromiter(map(xxhash.xxh3_64_intdigest, bodies), dtype=np.uint64, count=len(bodies))
     return bodies, hashes.view(np.int64)
 
 
@@ -80,8 +76,10 @@ def _object(values: pa.StructArray) -> pa.Array:
     parts = [
         piece
         for i, name in enumerate(sorted(names))
-        for piece in ((("," if i else "{") + orjson.dumps(name).decode() + ":"),
-                      to_json(children[name]))
+        for piece in (
+            (("," if i else "{") + orjson.dumps(name).decode() + ":"),
+            to_json(children[name]),
+        )
     ]
     text = pc.binary_join_element_wise(*parts, "}", "")
     return pc.if_else(pc.is_valid(values), text, pa.scalar(None, pa.string()))

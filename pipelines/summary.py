@@ -36,20 +36,43 @@ class RunSummary:
     @property
     def balanced(self) -> bool:
         """True when every row read is accounted for exactly once."""
-        return self.rows_read == (self.rejected + self.unchanged + self.created + self.updated
-                                  + self.failed + self.skipped)
+        return self.rows_read == (
+            self.rejected
+            + self.unchanged
+            + self.created
+            + self.updated
+            + self.failed
+            + self.skipped
+        )
 
     @property
     def rows_per_s(self) -> float:
         return self.rows_read / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def counts(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("rows_read", "rejected", "unchanged", "created",
-                                              "updated", "failed", "skipped", "batches",
-                                              "requests", "retries", "throttled")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "rows_read",
+                "rejected",
+                "unchanged",
+                "created",
+                "updated",
+                "failed",
+                "skipped",
+                "batches",
+                "requests",
+                "retries",
+                "throttled",
+            )
+        }
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data.update(sent=self.sent, balanced=self.balanced, rows_per_s=round(self.rows_per_s, 1),
-                    elapsed_s=round(self.elapsed_s, 3))
+        data.update(
+            sent=self.sent,
+            balanced=self.balanced,
+            rows_per_s=round(self.rows_per_s, 1),
+            elapsed_s=round(self.elapsed_s, 3),
+        )
         return data

@@ -60,15 +60,18 @@ def resolve_target(
         known = ", ".join(["local", *ENVIRONMENTS])
         raise TargetError(f"unknown target {target!r}: use one of {known}, or a URL")
     if base_url.rstrip("/") == ENVIRONMENTS["production"] and not allow_production:
-        raise TargetError("refusing to write to production without --allow-production "
-                          "(or allow_production: true in the job file)")
+        raise TargetError(
+            "refusing to write to production without --allow-production "
+            "(or allow_production: true in the job file)"
+        )
     key = read_api_key(api_key_file, environ, warn=warn)
     base_url = base_url.rstrip("/")
     return Target(name, base_url, key, fingerprint(base_url, key))
 
 
-def read_api_key(path: Path | None, environ: Mapping[str, str], *,
-                 warn: Callable[[str], None]) -> str:
+def read_api_key(
+    path: Path | None, environ: Mapping[str, str], *, warn: Callable[[str], None]
+) -> str:
     if path is not None:
         try:
             mode = path.stat().st_mode
@@ -89,8 +92,10 @@ def _checked_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise TargetError(f"target URL {url!r} must look like https://host[:port]")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise TargetError(f"refusing plain http to {parts.hostname}: API keys would cross "
-                          "the network unencrypted; use https (http is allowed on loopback)")
+        raise TargetError(
+            f"refusing plain http to {parts.hostname}: API keys would cross "
+            "the network unencrypted; use https (http is allowed on loopback)"
+        )
     return url
 
 

@@ -5,7 +5,6 @@ Checks are boolean masks over whole columns; only the failing rows become ``Reje
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,14 +43,18 @@ def check_products(table: pa.Table, job: JobConfig) -> list[Failure]:
     if "price" in table.column_names:
         price = table.column("price").combine_chunks()
         negative = pc.fill_null(pc.less(price, 0), False).to_numpy(zero_copy_only=False)
-        failures.append(Failure(negative, sources.get("price"), price, "negative_price",
-                                "must be 0 or more"))
+        failures.append(
+            Failure(negative, sources.get("price"), price, "negative_price", "must be 0 or more")
+        )
     return [f for f in failures if f.mask.any()]
 
 
 def _field_columns(job: JobConfig) -> dict[str, str]:
-    return {k.removeprefix("fields."): v for k, v in job.source_columns_used().items()
-            if k.startswith("fields.")}
+    return {
+        k.removeprefix("fields."): v
+        for k, v in job.source_columns_used().items()
+        if k.startswith("fields.")
+    }
 
 
 def _required(table: pa.Table, field: str, column: str) -> Failure:
@@ -62,8 +65,13 @@ def _required(table: pa.Table, field: str, column: str) -> Failure:
 def _too_long(table: pa.Table, column: str) -> Failure:
     ids = table.column("externalId").combine_chunks()
     long = pc.fill_null(pc.greater(pc.utf8_length(ids), MAX_KEY_LENGTH), False)
-    return Failure(long.to_numpy(zero_copy_only=False), column, ids, "key_too_long",
-                   f"externalId is longer than {MAX_KEY_LENGTH} characters")
+    return Failure(
+        long.to_numpy(zero_copy_only=False),
+        column,
+        ids,
+        "key_too_long",
+        f"externalId is longer than {MAX_KEY_LENGTH} characters",
+    )
 
 
 class KeyTracker:
@@ -78,8 +86,9 @@ class KeyTracker:
         self.field, self.column = field, column
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, first rows)
 
-    def check(self, values: pa.Array, keys: np.ndarray, rows: np.ndarray,
-              candidates: np.ndarray) -> Failure | None:
+    def check(
+        self, values: pa.Array, keys: np.ndarray, rows: np.ndarray, candidates: np.ndarray
+    ) -> Failure | None:
         """Flag rows (among ``candidates``) whose key occurred on an earlier row of the run."""
         idx = np.nonzero(candidates & present(values))[0]
         first_row = self._earlier(keys[idx])
@@ -87,15 +96,20 @@ class KeyTracker:
         in_chunk = rows[idx[first]][inverse]  # the first row in this chunk with the same key
         first_row = np.where((first_row < 0) & (in_chunk != rows[idx]), in_chunk, first_row)
         new = first_row < 0
-        self._remember(keys[idx[new]], rows[idx[new]])
+        self._remember(keys[idx[new]], rows[idx[new]].astype(np.int32))
         if new.all():
             return None
         dup = np.zeros(len(values), dtype=bool)
         dup[idx[~new]] = True
         earlier = dict(zip(idx[~new].tolist(), first_row[~new].tolist(), strict=True))
-        return Failure(dup, self.column, values, f"duplicate_{self.field}",
-                       f"{self.field} already appeared on an earlier row; only the first is sent",
-                       related=earlier)
+        return Failure(
+            dup,
+            self.column,
+            values,
+            f"duplicate_{self.field}",
+            f"{self.field} already appeared on an earlier row; only the first is sent",
+            related=earlier,
+        )
 
     def _earlier(self, keys: np.ndarray) -> np.ndarray:
         """The row where each key was first seen in an earlier chunk, or -1."""
@@ -145,11 +159,21 @@ def _describe(failure: Failure, ids: pa.Array, rows: np.ndarray, source: str) ->
     idx = np.nonzero(failure.mask)[0]
     related = failure.related or {}
     id_values = ids.take(pa.array(idx)).to_pylist()
-    cell_values = (failure.values.take(pa.array(idx)).to_pylist() if failure.values is not None
-                   else [None] * len(idx))
+    cell_values = (
+        failure.values.take(pa.array(idx)).to_pylist()
+        if failure.values is not None
+        else [None] * len(idx)
+    )
     return [
-        Reject(source, int(rows[i]), ext, failure.column, None if v is None else str(v),
-               failure.rule, _message(failure, related.get(int(i))))
+        Reject(
+            source,
+            int(rows[i]),
+            ext,
+            failure.column,
+            None if v is None else str(v),
+            failure.rule,
+            _message(failure, related.get(int(i))),
+        )
         for i, ext, v in zip(idx, id_values, cell_values, strict=True)
     ]
 

@@ -13,9 +13,14 @@ API_KEY = "test-key-0123456789"
 
 
 def run_sync(job: Path, emulator, tmp_path: Path, **options) -> RunSummary:
-    settings = SyncSettings(job_path=job, target=emulator.base_url, state_dir=tmp_path / "state",
-                            environ={"NYMBLE_API_KEY": API_KEY}, log=lambda _: None,
-                            **options)
+    settings = SyncSettings(
+        job_path=job,
+        target=emulator.base_url,
+        state_dir=tmp_path / "state",
+        environ={"NYMBLE_API_KEY": API_KEY},
+        log=lambda _: None,
+        **options,
+    )
     return sync(settings)
 
 
@@ -25,9 +30,16 @@ def all_products(api: httpx.Client) -> dict[str, dict]:
     for active in ("true", "false"):
         page = 1
         while True:
-            body = api.get("/api/products", params={
-                "pageSize": 100, "pageNumber": page, "filters[0].field": "Active",
-                "filters[0].operator": "equals", "filters[0].value": active}).json()
+            body = api.get(
+                "/api/products",
+                params={
+                    "pageSize": 100,
+                    "pageNumber": page,
+                    "filters[0].field": "Active",
+                    "filters[0].operator": "equals",
+                    "filters[0].value": active,
+                },
+            ).json()
             products.update({p["externalId"]: p for p in body["data"]})
             if page >= body["totalPages"]:
                 break

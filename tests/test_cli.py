@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from helpers import API_KEY
+
 from pipelines.cli import main
 
 README = Path("README.md").read_text(encoding="utf-8")
@@ -39,8 +39,10 @@ def test_readme_opens_with_exactly_the_two_setup_commands():
 
 def test_a_broken_job_file_exits_2_with_every_problem_and_no_traceback(tmp_path):
     job = tmp_path / "job.yml"
-    job.write_text("entity: products\nsource: {type: csv, path: x.csv}\nkey: sku\n"
-                   "fields: {sku: sku, prise: price}\n")
+    job.write_text(
+        "entity: products\nsource: {type: csv, path: x.csv}\nkey: sku\n"
+        "fields: {sku: sku, prise: price}\n"
+    )
     result = CliRunner().invoke(main, ["run", str(job), "--target", "http://127.0.0.1:9"])
     assert result.exit_code == 2
     assert "fields.prise: is not a Nymble product field (did you mean 'price'?)" in result.output
@@ -49,8 +51,16 @@ def test_a_broken_job_file_exits_2_with_every_problem_and_no_traceback(tmp_path)
 
 def test_a_missing_source_file_is_a_clear_error(tmp_path, emulator):
     result = CliRunner(env={"NYMBLE_API_KEY": API_KEY, "NYMBLE_SYNC_HOME": str(tmp_path)}).invoke(
-        main, ["run", "mappings/products.yml", "--target", emulator.base_url,
-               "--source", str(tmp_path / "missing.csv")])
+        main,
+        [
+            "run",
+            "mappings/products.yml",
+            "--target",
+            emulator.base_url,
+            "--source",
+            str(tmp_path / "missing.csv"),
+        ],
+    )
     assert result.exit_code == 2
     assert "missing.csv" in result.output and "Traceback" not in result.output
 
@@ -58,7 +68,8 @@ def test_a_missing_source_file_is_a_clear_error(tmp_path, emulator):
 def test_run_json_summary_and_exit_code_1_for_rejected_rows(tmp_path, emulator):
     env = {"NYMBLE_API_KEY": API_KEY, "NYMBLE_SYNC_HOME": str(tmp_path)}
     result = CliRunner(env=env).invoke(
-        main, ["run", "mappings/products.yml", "--target", emulator.base_url, "--json"])
+        main, ["run", "mappings/products.yml", "--target", emulator.base_url, "--json"]
+    )
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["balanced"] and summary["rejected"] == 6 and summary["created"] == 1994
@@ -71,8 +82,9 @@ def test_a_clean_source_exits_0(tmp_path, emulator):
     clean.write_text("\n".join(lines[:50]) + "\n", encoding="utf-8")
     env = {"NYMBLE_API_KEY": API_KEY, "NYMBLE_SYNC_HOME": str(tmp_path)}
     result = CliRunner(env=env).invoke(
-        main, ["run", "mappings/products.yml", "--target", emulator.base_url, "--source",
-               str(clean)])
+        main,
+        ["run", "mappings/products.yml", "--target", emulator.base_url, "--source", str(clean)],
+    )
     assert result.exit_code == 0, result.output
     assert "created" in result.output and "balanced" in result.output
 
@@ -81,7 +93,10 @@ def test_the_local_target_needs_no_credentials(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run", "mappings/products.yml", "--json"],
         env={"PATH": "/usr/bin:/bin", "NYMBLE_SYNC_HOME": str(tmp_path)},
-        capture_output=True, text=True, timeout=120)
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["created"] == 1994
     assert (tmp_path / "emulator.sqlite").exists() and (tmp_path / "ledger.sqlite").exists()

@@ -62,8 +62,9 @@ def test_a_field_spec_of_the_wrong_shape_names_the_accepted_shapes(tmp_path):
 def test_unknown_source_columns_get_a_close_match(tmp_path):
     job = load_job(write(tmp_path, GOOD))
     with pytest.raises(JobFileError) as err:
-        check_columns(job, ["sku", "price_retial", "status", "price_wholesale_50"],
-                      source="products.csv")
+        check_columns(
+            job, ["sku", "price_retial", "status", "price_wholesale_50"], source="products.csv"
+        )
     assert err.value.problems[0].key == "fields.price"
     assert "did you mean 'price_retial'?" in str(err.value)
     assert len(err.value.problems) == 2  # fields.price and prices[0].price

@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 import yaml
-
 from helpers import API_KEY, all_products, bulk_requests, run_sync
+
 from pipelines.emulator import Emulator, EmulatorSettings, FaultConfig
 from pipelines.errors import AuthError
 from pipelines.load import RetryPolicy, Sender
@@ -22,13 +22,15 @@ VALID = 1994  # valid products in sample_data/products.csv
 
 
 def start(**faults) -> Emulator:
-    return Emulator.start(EmulatorSettings(api_keys={API_KEY: "org_test"},
-                                           faults=FaultConfig(seed=7, **faults)))
+    return Emulator.start(
+        EmulatorSettings(api_keys={API_KEY: "org_test"}, faults=FaultConfig(seed=7, **faults))
+    )
 
 
 def bodies(n: int, bad: set[int] = frozenset()) -> list[bytes]:
-    items = [{"externalId": f"E{i}", "sku": f"S{i}", "name": f"n{i}", "price": 1.5}
-             for i in range(n)]
+    items = [
+        {"externalId": f"E{i}", "sku": f"S{i}", "name": f"n{i}", "price": 1.5} for i in range(n)
+    ]
     for i in bad:
         del items[i]["sku"]  # structurally invalid: the whole request is refused with 400
     return [orjson.dumps(item) for item in items]
@@ -65,28 +67,33 @@ def test_a_too_large_body_is_split_until_it_fits():
         assert count(emu) == 500
 
 
-@pytest.mark.parametrize("fault", [
-    {"error_rate": 0.5},
-    {"throttle_rate": 0.5},
-    {"drop_rate": 0.4},
-    {"commit_then_fail_rate": 0.5},
-], ids=["5xx", "429", "dropped", "commit-then-fail"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"error_rate": 0.5},
+        {"throttle_rate": 0.5},
+        {"drop_rate": 0.4},
+        {"commit_then_fail_rate": 0.5},
+    ],
+    ids=["5xx", "429", "dropped", "commit-then-fail"],
+)
 def test_transient_failures_are_retried_until_every_record_lands_once(fault):
     with start(**fault) as emu:
         send, client = sender(emu)
         with client:
-            results = [send.send(bodies(500)[i:i + 50]) for i in range(0, 500, 50)]
+            results = [send.send(bodies(500)[i : i + 50]) for i in range(0, 500, 50)]
         assert sum(r.retries for r in results) > 0
         assert all(o.status in ("created", "updated") for r in results for o in r.outcomes)
         assert count(emu) == 500  # idempotent by externalId: no duplicates after resends
 
 
 def test_commit_then_timeout_is_safe_because_resending_is_idempotent():
-    with start(commit_then_fail_rate=0.5, commit_then_fail_mode="delay",
-               commit_then_fail_delay_s=1.0) as emu:
+    with start(
+        commit_then_fail_rate=0.5, commit_then_fail_mode="delay", commit_then_fail_delay_s=1.0
+    ) as emu:
         send, client = sender(emu, timeout=0.3)
         with client:
-            results = [send.send(bodies(200)[i:i + 20]) for i in range(0, 200, 20)]
+            results = [send.send(bodies(200)[i : i + 20]) for i in range(0, 200, 20)]
         assert sum(r.retries for r in results) > 0
         assert count(emu) == 200
 
@@ -98,7 +105,7 @@ def test_retry_after_is_honoured():
         send = Sender(client, "/api/products/bulk", policy=FAST, sleep=slept.append)
         with client:
             for i in range(3):
-                send.send(bodies(3)[i:i + 1])
+                send.send(bodies(3)[i : i + 1])
     assert slept and all(s >= 1 for s in slept)  # Retry-After seconds, not the 10 ms backoff
 
 
@@ -114,9 +121,15 @@ def test_a_run_with_a_wrong_key_stops_and_accounts_for_every_row(tmp_path):
     from pipelines.app import SyncSettings, sync
 
     with start() as emu:
-        settings = SyncSettings(job_path=JOB, target=emu.base_url, state_dir=tmp_path,
-                                environ={"NYMBLE_API_KEY": "not-the-key"}, log=lambda _: None,
-                                policy=FAST, concurrency=1)
+        settings = SyncSettings(
+            job_path=JOB,
+            target=emu.base_url,
+            state_dir=tmp_path,
+            environ={"NYMBLE_API_KEY": "not-the-key"},
+            log=lambda _: None,
+            policy=FAST,
+            concurrency=1,
+        )
         with pytest.raises(AuthError) as err:
             sync(settings)
         assert "not-the-key" not in str(err.value)
@@ -145,8 +158,12 @@ def test_a_full_sync_through_every_fault_lands_every_record_exactly_once(tmp_pat
     spec["batch"] = {"max_items": 100, "timeout_s": 2}
     job = tmp_path / "job.yml"
     job.write_text(yaml.safe_dump(spec))
-    faults = {"error_rate": 0.1, "throttle_rate": 0.05, "drop_rate": 0.01,
-              "commit_then_fail_rate": 0.01}
+    faults = {
+        "error_rate": 0.1,
+        "throttle_rate": 0.05,
+        "drop_rate": 0.01,
+        "commit_then_fail_rate": 0.01,
+    }
     with start(**faults) as emu:
         summary = run_sync(job, emu, tmp_path, policy=FAST)
         fired = emu.stats()["faults"]

@@ -12,15 +12,25 @@ TEXTS = ["plain", 'quote " and \\ backslash', "new\nline\ttab\r", "ctl \x01 \x1f
 
 
 def test_serialized_records_are_the_json_orjson_would_write():
-    table = pa.table({
-        "sku": pa.array(TEXTS),
-        "price": pa.array([24.99, 3.0, 1e20, 1e-7, -0.5, None]),
-        "qty": pa.array([1, None, -3, 0, 2**40, 7], pa.int64()),
-        "active": pa.array([True, False, None, True, True, False]),
-        "prices": pa.array([[{"tier": "A", "price": 1.5, "atQuantity": 1}], [], None,
-                            [{"tier": 'q"t', "price": 0.0, "atQuantity": 50}], None, []]),
-        "attrs": pa.array([{"b": "x", "a": None}] * 6),
-    })
+    table = pa.table(
+        {
+            "sku": pa.array(TEXTS),
+            "price": pa.array([24.99, 3.0, 1e20, 1e-7, -0.5, None]),
+            "qty": pa.array([1, None, -3, 0, 2**40, 7], pa.int64()),
+            "active": pa.array([True, False, None, True, True, False]),
+            "prices": pa.array(
+                [
+                    [{"tier": "A", "price": 1.5, "atQuantity": 1}],
+                    [],
+                    None,
+                    [{"tier": 'q"t', "price": 0.0, "atQuantity": 50}],
+                    None,
+                    [],
+                ]
+            ),
+            "attrs": pa.array([{"b": "x", "a": None}] * 6),
+        }
+    )
     bodies, _ = serialize(table)
     for body, row in zip(bodies, table.to_pylist(), strict=True):
         assert orjson.loads(body) == row
@@ -28,8 +38,9 @@ def test_serialized_records_are_the_json_orjson_would_write():
 
 
 def test_hashes_depend_on_content_only_not_on_slicing_or_chunking():
-    table = pa.table({"sku": pa.array([f"S{i}" for i in range(100)]),
-                      "price": pa.array(np.arange(100) / 4)})
+    table = pa.table(
+        {"sku": pa.array([f"S{i}" for i in range(100)]), "price": pa.array(np.arange(100) / 4)}
+    )
     _, whole = serialize(table)
     _, part = serialize(pa.concat_tables([table.slice(40, 10), table.slice(50, 10)]))
     assert (part == whole[40:60]).all()
@@ -39,13 +50,16 @@ def test_hashes_depend_on_content_only_not_on_slicing_or_chunking():
 def test_a_column_read_as_float_hashes_like_the_same_numbers_read_as_int():
     as_int, _ = convert(normalize_text(pa.array(["12", "7", None])), "integer")
     as_text_float, _ = convert(normalize_text(pa.array(["12.0", "7", ""])), "integer")
-    assert serialize(pa.table({"q": as_int}))[1].tolist() == \
-        serialize(pa.table({"q": as_text_float}))[1].tolist()
+    assert (
+        serialize(pa.table({"q": as_int}))[1].tolist()
+        == serialize(pa.table({"q": as_text_float}))[1].tolist()
+    )
 
 
 def test_conversion_flags_exactly_the_cells_that_do_not_parse():
-    values, bad = convert(normalize_text(pa.array([" 4.50 ", "abc", "", None, "1e3", "-2"])),
-                          "decimal")
+    values, bad = convert(
+        normalize_text(pa.array([" 4.50 ", "abc", "", None, "1e3", "-2"])), "decimal"
+    )
     assert values.to_pylist() == [4.5, None, None, None, 1000.0, -2.0]
     assert bad.tolist() == [False, True, False, False, False, False]
     _, bad_int = convert(normalize_text(pa.array(["3", "3.5", "twelve"])), "integer")
@@ -56,19 +70,26 @@ def test_acked_state_finds_only_identical_content():
     keys = key_hashes(pa.array(["a", "b", "c"]))
     state = AckedState(keys[::-1].copy(), np.array([30, 20, 10], dtype=np.int64))
     probe = key_hashes(pa.array(["a", "b", "zz"]))
-    assert state.unchanged(probe, np.array([10, 99, 10], dtype=np.int64)).tolist() == \
-        [True, False, False]
+    assert state.unchanged(probe, np.array([10, 99, 10], dtype=np.int64)).tolist() == [
+        True,
+        False,
+        False,
+    ]
 
 
-@pytest.mark.parametrize(("max_items", "max_bytes", "sizes"), [
-    (3, 10_000, [3, 3, 3, 1]),
-    (100, 25, [2, 2, 2, 2, 2]),  # 10-byte bodies + separators: two per 25-byte batch
-])
+@pytest.mark.parametrize(
+    ("max_items", "max_bytes", "sizes"),
+    [
+        (3, 10_000, [3, 3, 3, 1]),
+        (100, 25, [2, 2, 2, 2, 2]),  # 10-byte bodies + separators: two per 25-byte batch
+    ],
+)
 def test_batches_respect_item_and_byte_bounds_across_chunks(max_items, max_bytes, sizes):
     batcher = Batcher(max_items, max_bytes)
     bodies = [b'{"n":%04d}' % i for i in range(10)]
-    pending = Pending([str(i) for i in range(10)], np.arange(10), np.arange(10),
-                      np.arange(10), bodies)
+    pending = Pending(
+        [str(i) for i in range(10)], np.arange(10), np.arange(10), np.arange(10), bodies
+    )
     batches = batcher.add(pending.take(0, 4)) + batcher.add(pending.take(4, 10)) + batcher.flush()
     assert [len(b.records) for b in batches] == sizes
     assert [x for b in batches for x in b.records.bodies] == bodies

@@ -13,13 +13,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from helpers import API_KEY, all_products, bulk_requests, run_sync
 
 SAMPLE = Path("sample_data/products.csv")
 JOB = Path("mappings/products.yml")
-BAD_ROWS = {57: "required", 311: "negative_price", 602: "not_a_number",
-            988: "duplicate_externalId", 1375: "not_a_number", 1730: "malformed_row"}
+BAD_ROWS = {
+    57: "required",
+    311: "negative_price",
+    602: "not_a_number",
+    988: "duplicate_externalId",
+    1375: "not_a_number",
+    1730: "malformed_row",
+}
 
 
 def read_sample(path: Path = SAMPLE) -> list[dict[str, str]]:
@@ -38,21 +43,31 @@ def job_for(tmp_path: Path, source: Path, **changes) -> Path:
 
 def expected_product(row: dict[str, str]) -> dict:
     """What the API should hold for one good sample row, computed independently of the mapper."""
+
     def num(text):
         return float(text) if text.strip() else None
 
-    prices = [{"tier": "Retail", "price": num(row["price_retail"]), "atQuantity": 1},
-              {"tier": "Wholesale", "price": num(row["price_wholesale"]), "atQuantity": 1},
-              {"tier": "Wholesale", "price": num(row["price_wholesale_50"]), "atQuantity": 50}]
+    prices = [
+        {"tier": "Retail", "price": num(row["price_retail"]), "atQuantity": 1},
+        {"tier": "Wholesale", "price": num(row["price_wholesale"]), "atQuantity": 1},
+        {"tier": "Wholesale", "price": num(row["price_wholesale_50"]), "atQuantity": 50},
+    ]
     return {
-        "externalId": row["sku"].strip(), "sku": row["sku"].strip(),
-        "name": row["name"].strip(), "category": row["category"].strip(),
-        "price": num(row["price_retail"]), "quantityOnHand": int(row["qty_on_hand"]),
-        "upc": row["upc"].strip() or None, "active": row["status"].strip() == "A",
-        "currencyCode": "USD", "weightUnit": row["weight_unit"].strip() or None,
+        "externalId": row["sku"].strip(),
+        "sku": row["sku"].strip(),
+        "name": row["name"].strip(),
+        "category": row["category"].strip(),
+        "price": num(row["price_retail"]),
+        "quantityOnHand": int(row["qty_on_hand"]),
+        "upc": row["upc"].strip() or None,
+        "active": row["status"].strip() == "A",
+        "currencyCode": "USD",
+        "weightUnit": row["weight_unit"].strip() or None,
         "prices": [p for p in prices if p["price"] is not None],
-        "productAttributes": {"color": row["color"].strip() or None,
-                              "size": row["size"].strip() or None},
+        "productAttributes": {
+            "color": row["color"].strip() or None,
+            "size": row["size"].strip() or None,
+        },
     }
 
 
@@ -77,8 +92,9 @@ def test_first_run_creates_every_valid_product_with_all_fields_and_tiers(emulato
         want, got = expected_product(expected[sku]), held[sku]
         for field, value in want.items():
             if field == "prices":
-                assert [{k: p[k] for k in ("tier", "price", "atQuantity")} for p in got[field]] \
-                    == value, sku
+                assert [
+                    {k: p[k] for k in ("tier", "price", "atQuantity")} for p in got[field]
+                ] == value, sku
             else:
                 assert got.get(field) == value, (sku, field)
 
@@ -148,8 +164,10 @@ def test_parquet_source_gives_the_same_catalog(emulator, api, tmp_path):
 def test_long_price_list_is_joined_by_key(emulator, api, tmp_path):
     spec = yaml.safe_load(JOB.read_text())
     del spec["prices"]
-    spec["price_list"] = {"source": {"type": "csv", "path": "sample_data/price_list.csv"},
-                          "key": "sku"}
+    spec["price_list"] = {
+        "source": {"type": "csv", "path": "sample_data/price_list.csv"},
+        "key": "sku",
+    }
     job = tmp_path / "job.yml"
     job.write_text(yaml.safe_dump(spec))
     run_sync(job, emulator, tmp_path)
@@ -157,8 +175,9 @@ def test_long_price_list_is_joined_by_key(emulator, api, tmp_path):
         entries = list(csv.DictReader(f))
     held = all_products(api)
     sku = entries[0]["sku"]
-    want = sorted((e["tier"], int(e["quantity"]), float(e["price"])) for e in entries
-                  if e["sku"] == sku)
+    want = sorted(
+        (e["tier"], int(e["quantity"]), float(e["price"])) for e in entries if e["sku"] == sku
+    )
     got = sorted((p["tier"], p["atQuantity"], p["price"]) for p in held[sku]["prices"])
     assert got == want
 
@@ -167,14 +186,23 @@ def test_a_run_killed_midway_is_completed_by_running_again(tmp_path):
     """Kill -9 a real CLI process mid-run; the rerun leaves exactly the source catalog."""
     from pipelines.emulator import Emulator, EmulatorSettings, FaultConfig
 
-    settings = EmulatorSettings(api_keys={API_KEY: "org_test"},
-                                faults=FaultConfig(latency_ms=150))
+    settings = EmulatorSettings(api_keys={API_KEY: "org_test"}, faults=FaultConfig(latency_ms=150))
     with Emulator.start(settings) as emu:
         env = {**os.environ, "NYMBLE_API_KEY": API_KEY, "NYMBLE_SYNC_HOME": str(tmp_path)}
-        cmd = [sys.executable, "-m", "pipelines.cli", "run", str(JOB), "--target",
-               emu.base_url, "--batch-size", "50", "--concurrency", "2"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "run",
+            str(JOB),
+            "--target",
+            emu.base_url,
+            "--batch-size",
+            "50",
+            "--concurrency",
+            "2",
+        ]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while bulk_requests(emu) < 6 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -186,6 +214,7 @@ def test_a_run_killed_midway_is_completed_by_running_again(tmp_path):
         rerun = subprocess.run(cmd + ["--json"], env=env, capture_output=True, text=True)
         assert rerun.returncode == 1, rerun.stderr  # 1: finished, sample rows rejected
         import httpx
+
         with httpx.Client(base_url=emu.base_url, headers={"x-api-key": API_KEY}) as api:
             held = all_products(api)
         expected = good_rows(read_sample())
@@ -200,8 +229,15 @@ def test_unsafe_targets_are_refused_before_anything_is_read(target, tmp_path):
     from pipelines.errors import TargetError
 
     with pytest.raises(TargetError):
-        sync(SyncSettings(job_path=JOB, target=target, state_dir=tmp_path,
-                          environ={"NYMBLE_API_KEY": "k"}, log=lambda _: None))
+        sync(
+            SyncSettings(
+                job_path=JOB,
+                target=target,
+                state_dir=tmp_path,
+                environ={"NYMBLE_API_KEY": "k"},
+                log=lambda _: None,
+            )
+        )
 
 
 @pytest.mark.services

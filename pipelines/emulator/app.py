@@ -76,7 +76,9 @@ class EmulatorApp:
 
     def reset(self) -> None:
         """Forget all data and counters; the fault config stays but restarts from its seed."""
-        self.db.reset()
+        with self.db.reading():  # no write may slip in between the two
+            self.db.reset()
+            self.products.reload()
         self.stats.reset()
         self.set_faults(self.injector.config)
 

@@ -1,14 +1,21 @@
-"""Products per organization: bulk upsert (§2.8), single upsert, reads, (de)activation."""
+"""Products per organization: bulk upsert (§2.8), single upsert, reads, (de)activation.
+
+SQLite holds the products; the match indexes (externalId -> row id, folded SKU -> row id) live
+in memory, per organization. They change only under the database lock, in the transaction that
+writes the rows, and are rebuilt from the database when such a transaction fails.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from .db import Database, fetch_in, next_number
+from .db import Database, next_number
 from .ids import product_ids, utc_now
 from .listing import ListQuery, TableView, run_list
 from .problems import ProblemError
@@ -24,145 +31,150 @@ PRODUCT_VIEW = TableView(
     {"sku": "sku_lower", "price": "price", "active": "active"},
 )
 _INSERT = (
-    "INSERT INTO products (org, product_id, external_id, sku_lower, price, active, doc) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO products (rid, org, product_id, external_id, sku_lower, price, active, doc) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPDATE = (
     "UPDATE products SET external_id = ?, sku_lower = ?, price = ?, active = ?, doc = ? "
     "WHERE rid = ?"
 )
-_BY_EXT = "SELECT rid, doc FROM products WHERE org = ? AND external_id IN ({marks})"
-_BY_SKU = "SELECT rid, doc FROM products WHERE org = ? AND sku_lower IN ({marks})"
-_ONE_BY_SKU = "SELECT rid, doc FROM products WHERE org = ? AND sku_lower = ?"
+_DOCS = "SELECT rid, doc FROM products WHERE rid IN ({marks})"
+_CHUNK = 500
 
 
 @dataclass(slots=True)
-class _Slot:
-    """A product as the current batch sees it; written once at the end of the batch."""
+class _OrgIndex:
+    """One organization's match indexes: externalId -> row id and folded SKU -> row id."""
 
-    rid: int | None  # None until inserted
-    doc: dict[str, Any]
-    key: str  # the folded SKU
-    dirty: bool = False
+    by_ext: dict[str, int] = field(default_factory=dict)
+    by_sku: dict[str, int] = field(default_factory=dict)
 
-    def row(self) -> tuple[Any, ...]:
-        doc = self.doc
-        text = orjson.dumps(doc).decode()
-        return doc.get("externalId"), self.key, doc.get("price"), int(doc["active"]), text
+
+def _docs_by_rid(conn: sqlite3.Connection, rids: Iterable[int]) -> Iterator[tuple[int, dict]]:
+    unique = list(rids)
+    for start in range(0, len(unique), _CHUNK):
+        chunk = unique[start : start + _CHUNK]
+        rows = conn.execute(_DOCS.format(marks=",".join("?" * len(chunk))), chunk)
+        yield from ((rid, orjson.loads(text)) for rid, text in rows)
+
+
+def _row(doc: dict[str, Any], key: str) -> tuple[Any, ...]:
+    text = orjson.dumps(doc).decode()
+    return doc.get("externalId"), key, doc.get("price"), int(doc["active"]), text
 
 
 class _Batch:
-    """The matching indexes (by externalId, by folded SKU) of one transaction."""
+    """One transaction's changes: the org's live indexes, plus the documents it read or wrote.
+
+    Rows are written once, at the end; `changed` tells whether the indexes were touched.
+    """
 
     def __init__(
-        self, conn: sqlite3.Connection, org: str, exts: list[str | None], keys: list[str]
+        self, conn: sqlite3.Connection, org: str, index: _OrgIndex, first_rid: int
     ) -> None:
-        self.conn, self.org = conn, org
-        self.by_ext: dict[str, _Slot] = {}
-        self.by_sku: dict[str, _Slot] = {}
-        self.existing: dict[int, _Slot] = {}
-        self.new: list[_Slot] = []
+        self.conn, self.org, self.now = conn, org, utc_now()
+        self.by_ext, self.by_sku = index.by_ext, index.by_sku
+        self.docs: dict[int, dict[str, Any]] = {}  # row id -> document, as this batch sees it
+        self.keys: dict[int, str] = {}  # row id -> folded SKU, for rows to write
+        self.first_rid = self.next_rid = first_rid  # rows from first_rid on are new
+        self.changed = False
         self._new_ids: list[str] = []
-        self._id_budget = len(keys)
-        self._load(_BY_EXT, exts)
-        self._load(_BY_SKU, keys)
+        self.id_budget = 1
 
-    def _load(self, sql: str, values: list[Any]) -> None:
-        for rid, text in fetch_in(self.conn, sql, self.org, values):
-            if rid not in self.existing:
-                doc = orjson.loads(text)
-                slot = self.existing[rid] = _Slot(rid, doc, doc["sku"].casefold())
-                self._index(slot)
-
-    def _index(self, slot: _Slot) -> None:
-        ext = slot.doc.get("externalId")
-        if ext:
-            self.by_ext[ext] = slot
-        self.by_sku[slot.key] = slot
-
-    def _unindex(self, slot: _Slot) -> None:
-        ext = slot.doc.get("externalId")
-        if ext and self.by_ext.get(ext) is slot:
-            del self.by_ext[ext]
-        if self.by_sku.get(slot.key) is slot:
-            del self.by_sku[slot.key]
-
-    def find(self, ext: str | None, sku_key: str) -> tuple[_Slot | None, _Slot | None]:
-        return (self.by_ext.get(ext) if ext else None), self.by_sku.get(sku_key)
+    def load(self, rids: Iterable[int | None]) -> None:
+        """Read the stored documents of these rows (None and rows already seen are skipped)."""
+        wanted = {rid for rid in rids if rid is not None and rid not in self.docs}
+        if wanted:
+            self.docs.update(_docs_by_rid(self.conn, wanted))
 
     def _next_id(self) -> str:
         if not self._new_ids:
             # Reserve ids for the whole batch at once: one counter update, not one per item.
-            first = next_number(self.conn, self.org, "product", self._id_budget)
-            self._new_ids = product_ids(self.org, first, self._id_budget)
+            first = next_number(self.conn, self.org, "product", self.id_budget)
+            self._new_ids = product_ids(self.org, first, self.id_budget)
             self._new_ids.reverse()
         return self._new_ids.pop()
 
-    def create(self, doc: dict[str, Any], key: str, now: str) -> _Slot:
-        slot = _Slot(None, new_product(doc, self.org, self._next_id(), now), key)
-        self.new.append(slot)
+    def create(self, doc: dict[str, Any], key: str) -> dict[str, Any]:
+        self.changed = True
+        rid = self.next_rid
+        self.next_rid += 1
+        self.docs[rid] = new_product(doc, self.org, self._next_id(), self.now)
+        self.keys[rid] = key
         ext = doc.get("externalId")
         if ext:
-            self.by_ext[ext] = slot
-        self.by_sku[key] = slot
-        return slot
+            self.by_ext[ext] = rid
+        self.by_sku[key] = rid
+        return doc
 
-    def update(self, slot: _Slot, doc: dict[str, Any], key: str, now: str) -> None:
-        self._unindex(slot)
-        slot.doc, slot.key, slot.dirty = merge_product(slot.doc, doc, now), key, True
-        self._index(slot)
+    def update(self, rid: int, doc: dict[str, Any], key: str) -> dict[str, Any]:
+        self.changed = True
+        old = self.docs[rid]
+        new = self.docs[rid] = merge_product(old, doc, self.now)
+        self.keys[rid] = key
+        old_ext, ext = old.get("externalId"), new.get("externalId")
+        if old_ext != ext:
+            if old_ext and self.by_ext.get(old_ext) == rid:
+                del self.by_ext[old_ext]
+            if ext:
+                self.by_ext[ext] = rid
+        if old["sku"] != new["sku"]:
+            old_key = old["sku"].casefold()
+            if old_key != key and self.by_sku.get(old_key) == rid:
+                del self.by_sku[old_key]
+            self.by_sku[key] = rid
+        return new
 
     def write(self) -> None:
-        org = self.org
-        if self.new:
-            self.conn.executemany(_INSERT, [(org, s.doc["productId"], *s.row()) for s in self.new])
-        changed = [(*s.row(), s.rid) for s in self.existing.values() if s.dirty]
+        org, docs, first = self.org, self.docs, self.first_rid
+        new, changed = [], []
+        for rid, key in self.keys.items():
+            doc = docs[rid]
+            if rid >= first:
+                new.append((rid, org, doc["productId"], *_row(doc, key)))
+            else:
+                changed.append((*_row(doc, key), rid))
+        if new:
+            self.conn.executemany(_INSERT, new)
         if changed:
             self.conn.executemany(_UPDATE, changed)
 
     def categories(self) -> set[str]:
-        slots = [*self.new, *(s for s in self.existing.values() if s.dirty)]
-        return {str(s.doc["category"]) for s in slots if s.doc.get("category")}
+        docs = self.docs
+        return {str(c) for c in (docs[rid].get("category") for rid in self.keys) if c}
 
 
-def _conflict(sku: str, owner: _Slot) -> dict[str, list[str]]:
-    ext = owner.doc.get("externalId") or ""
+def _conflict(sku: str, owner: dict[str, Any]) -> dict[str, list[str]]:
+    ext = owner.get("externalId") or ""
     return {"Sku": [f"SKU '{sku}' belongs to another product (externalId '{ext}')"]}
 
 
-def _apply_all(
-    batch: _Batch, checks: ItemChecks, docs: list[dict], keys: list[str], now: str
-) -> list[dict[str, Any]]:
+def _apply_all(batch: _Batch, checks: ItemChecks, docs: list[dict]) -> list[dict[str, Any]]:
     """Every bulk item in array order: match by externalId, then SKU (§2.8).
 
     This is the emulator's hot loop, hence the local names and the inlined lookups.
     """
-    results, by_ext, by_sku, check = [], batch.by_ext, batch.by_sku, checks.active
+    keys = [doc["sku"].casefold() for doc in docs]
+    by_ext, by_sku, stored, check = batch.by_ext, batch.by_sku, batch.docs, checks.active
+    batch.load([*map(by_ext.get, [doc["externalId"] for doc in docs]), *map(by_sku.get, keys)])
+    batch.id_budget = len(docs)
+    results = []
     for index, (doc, key) in enumerate(zip(docs, keys, strict=True)):
-        ext, sku = doc.get("externalId"), doc["sku"]
-        owner_ext = by_ext.get(ext) if ext else None
-        owner_sku = by_sku.get(key)
+        ext, sku = doc["externalId"], doc["sku"]
+        rid_ext, rid_sku = by_ext.get(ext), by_sku.get(key)
         errors = checks.errors(doc) if check else None
-        if errors is None and owner_ext and owner_sku and owner_ext is not owner_sku:
-            errors = _conflict(sku, owner_sku)
+        if errors is None and rid_ext is not None and rid_sku is not None and rid_ext != rid_sku:
+            errors = _conflict(sku, stored[rid_sku])
         if errors is not None:
-            results.append(
-                {
-                    "index": index,
-                    "externalId": ext,
-                    "sku": sku,
-                    "status": "Failed",
-                    "errors": errors,
-                }
-            )
+            failed = {"index": index, "externalId": ext, "sku": sku, "status": "Failed"}
+            failed["errors"] = errors
+            results.append(failed)
             continue
-        slot = owner_ext or owner_sku
-        if slot is None:
-            slot, status = batch.create(doc, key, now), "Created"
+        rid = rid_sku if rid_ext is None else rid_ext
+        if rid is None:
+            pid, status = batch.create(doc, key)["productId"], "Created"
         else:
-            batch.update(slot, doc, key, now)
-            status = "Updated"
-        pid = slot.doc["productId"]
+            pid, status = batch.update(rid, doc, key)["productId"], "Updated"
         results.append(
             {"index": index, "externalId": ext, "sku": sku, "status": status, "productId": pid}
         )
@@ -173,6 +185,46 @@ class ProductStore:
     def __init__(self, db: Database, auto_create_categories: bool) -> None:
         self._db = db
         self._auto_categories = auto_create_categories
+        self._orgs: dict[str, _OrgIndex] = {}
+        self._next_rid = 1
+        self.reload()
+
+    def reload(self) -> None:
+        """Rebuild the match indexes from the database (on open, after a reset or a failure)."""
+        orgs: dict[str, _OrgIndex] = {}
+        with self._db.reading() as conn:
+            rows = conn.execute("SELECT org, rid, external_id, sku_lower FROM products")
+            for org, rid, ext, key in rows:
+                index = orgs.get(org) or orgs.setdefault(org, _OrgIndex())
+                if ext:
+                    index.by_ext[ext] = rid
+                index.by_sku[key] = rid
+            self._orgs = orgs
+            self._next_rid = conn.execute("SELECT coalesce(max(rid), 0) + 1 FROM products")
+            self._next_rid = int(self._next_rid.fetchone()[0])
+
+    def _index(self, org: str) -> _OrgIndex:
+        return self._orgs.get(org) or self._orgs.setdefault(org, _OrgIndex())
+
+    def _rid(self, org: str, sku: str) -> int | None:
+        index = self._orgs.get(org)
+        return index.by_sku.get(sku.casefold()) if index else None
+
+    @contextmanager
+    def _writing(self, org: str) -> Iterator[_Batch]:
+        """A batch inside a transaction; its rows are written and the indexes kept on success."""
+        with self._db.reading():  # the lock spans the transaction and a rebuild after it fails
+            batch: _Batch | None = None
+            try:
+                with self._db.transaction() as conn:
+                    batch = _Batch(conn, org, self._index(org), self._next_rid)
+                    yield batch
+                    self._finish(conn, org, batch)
+                    self._next_rid = batch.next_rid
+            except BaseException:
+                if batch is not None and batch.changed:
+                    self.reload()
+                raise
 
     def _checks(self, conn: sqlite3.Connection, org: str, faults: FaultConfig) -> ItemChecks:
         if self._auto_categories:
@@ -189,13 +241,8 @@ class ProductStore:
 
     def bulk_upsert(self, org: str, docs: list[dict], faults: FaultConfig) -> dict[str, Any]:
         """Apply validated items in array order in one transaction; returns the §2.8 summary."""
-        now = utc_now()
-        keys = [doc["sku"].casefold() for doc in docs]
-        with self._db.transaction() as conn:
-            checks = self._checks(conn, org, faults)
-            batch = _Batch(conn, org, [doc.get("externalId") for doc in docs], keys)
-            results = _apply_all(batch, checks, docs, keys, now)
-            self._finish(conn, org, batch)
+        with self._writing(org) as batch:
+            results = _apply_all(batch, self._checks(batch.conn, org, faults), docs)
         statuses = [r["status"] for r in results]
         created, failed = statuses.count("Created"), statuses.count("Failed")
         return {
@@ -208,26 +255,24 @@ class ProductStore:
 
     def upsert_one(self, org: str, doc: dict, faults: FaultConfig) -> tuple[dict, bool]:
         """`PUT /api/products`: upsert by SKU. Returns (stored product, created)."""
-        with self._db.transaction() as conn:
-            errors = self._checks(conn, org, faults).errors(doc)
+        with self._writing(org) as batch:
+            errors = self._checks(batch.conn, org, faults).errors(doc)
             if errors is not None:
                 raise ProblemError.of(400, errors)
-            key = doc["sku"].casefold()
-            batch = _Batch(conn, org, [doc.get("externalId")], [key])
-            by_ext, by_sku = batch.find(doc.get("externalId"), key)
-            if by_ext is not None and by_ext is not by_sku:
-                detail = f"externalId '{doc['externalId']}' belongs to SKU '{by_ext.doc['sku']}'"
+            ext, key = doc.get("externalId"), doc["sku"].casefold()
+            rid_ext, rid_sku = batch.by_ext.get(ext) if ext else None, batch.by_sku.get(key)
+            batch.load([rid_ext, rid_sku])
+            if rid_ext is not None and rid_ext != rid_sku:
+                detail = f"externalId '{ext}' belongs to SKU '{batch.docs[rid_ext]['sku']}'"
                 raise ProblemError.of(409, detail=detail)
-            if by_sku is None:
-                slot = batch.create(doc, key, utc_now())
-            else:
-                batch.update(slot := by_sku, doc, key, utc_now())
-            self._finish(conn, org, batch)
-        return slot.doc, by_sku is None
+            if rid_sku is None:
+                return batch.create(doc, key), True
+            return batch.update(rid_sku, doc, key), False
 
     def get(self, org: str, sku: str) -> dict[str, Any] | None:
         with self._db.reading() as conn:
-            row = conn.execute(_ONE_BY_SKU, (org, sku.casefold())).fetchone()
+            rid = self._rid(org, sku)
+            row = None if rid is None else conn.execute(_DOCS.format(marks="?"), (rid,)).fetchone()
         return orjson.loads(row[1]) if row else None
 
     def list(self, org: str, q: ListQuery) -> dict[str, Any]:
@@ -239,23 +284,32 @@ class ProductStore:
     def set_active(self, org: str, sku: str, active: bool) -> bool:
         """Toggle `active`; False when no such product."""
         with self._db.transaction() as conn:
-            row = conn.execute(_ONE_BY_SKU, (org, sku.casefold())).fetchone()
-            if row is None:
+            rid = self._rid(org, sku)
+            if rid is None:
                 return False
-            slot = _Slot(row[0], orjson.loads(row[1]), sku.casefold())
-            slot.doc.update(active=active, updatedAt=utc_now())
-            conn.execute(_UPDATE, (*slot.row(), slot.rid))
+            [(_, doc)] = _docs_by_rid(conn, [rid])
+            doc.update(active=active, updatedAt=utc_now())
+            conn.execute(_UPDATE, (*_row(doc, sku.casefold()), rid))
         return True
 
     def delete(self, org: str, sku: str) -> bool:
-        with self._db.transaction() as conn:
-            row = conn.execute(_ONE_BY_SKU, (org, sku.casefold())).fetchone()
-            if row is not None:
-                conn.execute("DELETE FROM products WHERE rid = ?", (row[0],))
-        return row is not None
+        with self._db.reading():
+            rid = self._rid(org, sku)
+            if rid is None:
+                return False
+            with self._db.transaction() as conn:
+                sql = "DELETE FROM products WHERE rid = ? RETURNING external_id"
+                [(ext,)] = conn.execute(sql, (rid,)).fetchall()
+            index = self._orgs[org]
+            del index.by_sku[sku.casefold()]
+            if ext and index.by_ext.get(ext) == rid:
+                del index.by_ext[ext]
+        return True
 
-    @staticmethod
-    def by_skus(conn: sqlite3.Connection, org: str, skus: list[str]) -> dict[str, dict]:
+    def by_skus(self, conn: sqlite3.Connection, org: str, skus: list[str]) -> dict[str, dict]:
         """Stored products keyed by folded SKU, for order line matching (inside a transaction)."""
-        docs = (orjson.loads(text) for _, text in fetch_in(conn, _BY_SKU, org, skus))
+        index = self._orgs.get(org)
+        rids = {index.by_sku.get(s.casefold()) for s in skus} if index else set()
+        rids.discard(None)
+        docs = (doc for _, doc in _docs_by_rid(conn, rids))  # type: ignore[arg-type]
         return {doc["sku"].casefold(): doc for doc in docs}
