@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
-import numpy as np
-import pyarrow as pa
 
 from . import extract
-from .batching import Batch, Batcher, Pending
+from .admit import Admission
+from .batching import Batch, Batcher
 from .config import CsvSource, JobConfig, ParquetSource, check_columns
 from .contract import BULK_ENDPOINTS
 from .diff import AckedState
@@ -28,12 +27,11 @@ from .errors import JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
 from .load import BatchResult, RetryPolicy, Sender
 from .pacing import Pacer
-from .prepare import Prepared, prepare_in_parallel, prepare_products
+from .prepare import prepare_in_parallel, prepare_products
 from .price_list import PriceListIndex
 from .rejects import Reject, RejectsWriter
 from .summary import RunSummary
 from .targets import Target
-from .validate import KeyTracker, split_rejects
 
 if TYPE_CHECKING:
     from .ledger import Ledger
@@ -127,8 +125,6 @@ class _Run:
         )
         self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
         self._queue: deque[Batch] = deque()
-        self.ids = KeyTracker("externalId", job.key)
-        self.skus = KeyTracker("sku", _sku_column(job))
 
     def execute(self, chunks: Iterator[Chunk], price_list) -> RunSummary:
         started = time.perf_counter()
@@ -177,8 +173,9 @@ class _Run:
         prepared = prepare_in_parallel(
             chunks, lambda chunk: prepare_products(chunk, self.job, index)
         )
+        admission = Admission(self.job, state, self.rejects, self.summary)
         for chunk in prepared:
-            self._queue.extend(self.batcher.add(self._admit(chunk, state)))
+            self._queue.extend(self.batcher.add(admission.admit(chunk)))
             self._send_queued()
             self.ledger.heartbeat(self.run_id)
         self._queue.extend(self.batcher.flush())
@@ -198,51 +195,6 @@ class _Run:
             self.dispatcher.submit(batch)  # may raise AuthError collected from an earlier batch
             self._queue.popleft()
             self.summary.batches += 1
-
-    def _admit(self, p: Prepared, state: AckedState) -> Pending:
-        """The ordered part of a chunk's work: reject duplicates of earlier rows, report the
-        rejects, and keep the records that differ from what the target acknowledged."""
-        chunk = p.chunk
-        self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
-        failures = p.failures + self._duplicates(p)
-        table, rows, rejects = split_rejects(p.table, chunk.rows, failures, source=chunk.source)
-        self._reject(
-            sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0),
-            len(chunk.rejects) + len(chunk.table) - len(table),
-        )
-        keep = np.ones(len(p.table), dtype=bool)
-        for failure in failures:
-            keep &= ~failure.mask
-        among_passed = keep[p.passed]  # bodies exist for passed rows only
-        bodies = (
-            [b for b, k in zip(p.bodies, among_passed, strict=True) if k]
-            if not among_passed.all()
-            else p.bodies
-        )
-        keys, hashes = p.keys[keep], p.hashes[among_passed]
-        same = state.unchanged(keys, hashes)
-        self.summary.unchanged += int(same.sum())
-        send = np.nonzero(~same)[0]
-        ids = table.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()
-        return Pending(ids, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
-
-    def _duplicates(self, p: Prepared) -> list:
-        """One row per externalId and per SKU in a run (CONTRACT §6.8, §6.22: SKUs match
-        case-insensitively); a later row with either is rejected, naming the first."""
-        ok = p.passed.copy()
-        found = []
-        ids = p.table.column("externalId").combine_chunks()
-        skus = p.table.column("sku").combine_chunks()
-        for tracker, values, keys in ((self.ids, ids, p.keys), (self.skus, skus, p.sku_keys)):
-            dup = tracker.check(values, keys, p.chunk.rows, ok)
-            if dup is not None:
-                found.append(dup)
-                ok &= ~dup.mask
-        return found
-
-    def _reject(self, rejects: list[Reject], rows: int) -> None:
-        self.summary.rejected += rows
-        self.rejects.write(rejects)
 
     def _record(self, batch: Batch, result: BatchResult) -> None:
         """Main thread only: count a finished batch and write its outcomes to the ledger."""
@@ -311,8 +263,3 @@ class _Run:
             rejects_path=self.summary.rejects_path,
             elapsed_s=self.summary.elapsed_s,
         )
-
-
-def _sku_column(job: JobConfig) -> str:
-    spec = job.fields.get("sku")
-    return spec if isinstance(spec, str) else "sku"

@@ -1,0 +1,61 @@
+"""Admission: the ordered, stateful part of reading a feed, shared by `run`, `plan` and
+`validate`. It rejects rows that repeat an earlier key, reports every reject, counts, and
+keeps the records whose content differs from what the target last acknowledged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from .batching import Pending
+from .config import JobConfig
+from .diff import AckedState
+from .prepare import Prepared
+from .rejects import RejectsWriter
+from .summary import RunSummary
+from .validate import Failure, KeyTracker, split_rejects
+
+__all__ = ["Admission"]
+
+
+class Admission:
+    def __init__(self, job: JobConfig, state: AckedState, rejects: RejectsWriter,
+                 summary: RunSummary):
+        self.state, self.rejects, self.summary = state, rejects, summary
+        self.ids = KeyTracker("externalId", job.key)  # also: every key this feed holds
+        sku = job.fields.get("sku")
+        self.skus = KeyTracker("sku", sku if isinstance(sku, str) else "sku")
+
+    def admit(self, p: Prepared) -> Pending:
+        chunk = p.chunk
+        self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
+        failures = p.failures + self._duplicates(p)
+        table, rows, rejects = split_rejects(p.table, chunk.rows, failures, source=chunk.source)
+        self.summary.rejected += len(chunk.rejects) + len(chunk.table) - len(table)
+        self.rejects.write(sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0))
+        keep = np.ones(len(p.table), dtype=bool)
+        for failure in failures:
+            keep &= ~failure.mask
+        among_passed = keep[p.passed]  # bodies exist for passed rows only
+        bodies = p.bodies if among_passed.all() else [
+            b for b, k in zip(p.bodies, among_passed, strict=True) if k]
+        keys, hashes = p.keys[keep], p.hashes[among_passed]
+        same = self.state.unchanged(keys, hashes)
+        self.summary.unchanged += int(same.sum())
+        send = np.nonzero(~same)[0]
+        ids = table.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()
+        return Pending(ids, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
+
+    def _duplicates(self, p: Prepared) -> list[Failure]:
+        """One row per externalId and per SKU in a run (CONTRACT §6.8, §6.22: SKUs match
+        case-insensitively); a later row with either is rejected, naming the first."""
+        ok = p.passed.copy()
+        found = []
+        ids = p.table.column("externalId").combine_chunks()
+        skus = p.table.column("sku").combine_chunks()
+        for tracker, values, keys in ((self.ids, ids, p.keys), (self.skus, skus, p.sku_keys)):
+            dup = tracker.check(values, keys, p.chunk.rows, ok)
+            if dup is not None:
+                found.append(dup)
+                ok &= ~dup.mask
+        return found
