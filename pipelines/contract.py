@@ -11,8 +11,10 @@ from typing import Literal
 
 __all__ = [
     "BULK_ENDPOINTS",
+    "COMMON_UNITS",
     "ENVIRONMENTS",
     "FieldType",
+    "ISO_4217",
     "PRODUCT_FIELDS",
     "RETRY_STATUSES",
     "RetryDefaults",
@@ -64,3 +66,25 @@ class RetryDefaults:
     base_s = 1.0
     cap_s = 60.0
     attempts = 6
+
+
+# §2.3, §3.2: currencyCode is an ISO 4217 code. Active codes as of 2025 (list one, minus funds
+# and precious metals); a closed set, so anything else is rejected before sending.
+ISO_4217 = frozenset(
+    """
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
+BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP
+GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR
+KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK
+MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR
+SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+""".split()
+)
+
+# §2.5: weightUnit/dimensionsUnit are open lists ("examples given"); these are the common
+# ones. Another value is sent as it is, with a warning in the run summary.
+COMMON_UNITS = {
+    "weightUnit": frozenset({"lb", "lbs", "kg", "g", "oz", "t"}),
+    "dimensionsUnit": frozenset({"in", "cm", "mm", "m", "ft"}),
+}

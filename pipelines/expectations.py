@@ -76,8 +76,10 @@ def check_specs(specs: list[ExpectationSpec], fields: set[str]) -> list[str]:
         if _camel(spec.expectation) not in classes:
             problems.append(f"expectations[{i}]: GX has no expectation {spec.expectation!r}")
         elif spec.column is not None and spec.column not in fields:
-            problems.append(f"expectations[{i}]: column {spec.column!r} is not a mapped field "
-                            f"(expectations check mapped records: {', '.join(sorted(fields))})")
+            problems.append(
+                f"expectations[{i}]: column {spec.column!r} is not a mapped field "
+                f"(expectations check mapped records: {', '.join(sorted(fields))})"
+            )
     return problems
 
 
@@ -90,27 +92,40 @@ def run_suite(frame: pd.DataFrame, specs: list[ExpectationSpec]) -> SuiteResult:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (context.data_sources.add_pandas("nymble").add_dataframe_asset("records")
-             .add_batch_definition_whole_dataframe("all"))
+    batch = (
+        context.data_sources.add_pandas("nymble")
+        .add_dataframe_asset("records")
+        .add_batch_definition_whole_dataframe("all")
+    )
     classes = _classes()
     expectations = [classes[_camel(s.expectation)](**s.kwargs) for s in specs]
     suite = context.suites.add(gx.ExpectationSuite(name="job", expectations=expectations))
     validation = context.validation_definitions.add(
-        gx.ValidationDefinition(name="job", data=batch, suite=suite))
-    result = validation.run(batch_parameters={"dataframe": frame}, result_format={
-        "result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]})
-    return SuiteResult([
-        _outcome(spec, r, isinstance(e, ColumnMapExpectation))
-        for spec, e, r in zip(specs, expectations, result.results, strict=True)
-    ])
+        gx.ValidationDefinition(name="job", data=batch, suite=suite)
+    )
+    result = validation.run(
+        batch_parameters={"dataframe": frame},
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW_ID]},
+    )
+    return SuiteResult(
+        [
+            _outcome(spec, r, isinstance(e, ColumnMapExpectation))
+            for spec, e, r in zip(specs, expectations, result.results, strict=True)
+        ]
+    )
 
 
 def _outcome(spec: ExpectationSpec, r, row_level: bool) -> ExpectationOutcome:
     index = r.result.get("unexpected_index_list") or []
     rows = np.array([i[ROW_ID] if isinstance(i, dict) else i for i in index], dtype=np.int64)
-    return ExpectationOutcome(spec, bool(r.success), row_level,
-                              int(r.result.get("element_count") or 0),
-                              int(r.result.get("unexpected_count") or 0), rows)
+    return ExpectationOutcome(
+        spec,
+        bool(r.success),
+        row_level,
+        int(r.result.get("element_count") or 0),
+        int(r.result.get("unexpected_count") or 0),
+        rows,
+    )
 
 
 def _classes() -> dict[str, type]:

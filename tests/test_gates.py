@@ -28,9 +28,16 @@ def test_a_truncated_export_is_caught_by_the_row_count_gate():
 
 
 def test_a_gate_can_be_overridden_by_name_for_one_run():
-    result = {g.name: g for g in evaluate_gates(
-        rows_read=100, rejected=0, last_rows_read=1000, settings=GateSettings(),
-        overrides=frozenset({"row_count"}))}
+    result = {
+        g.name: g
+        for g in evaluate_gates(
+            rows_read=100,
+            rejected=0,
+            last_rows_read=1000,
+            settings=GateSettings(),
+            overrides=frozenset({"row_count"}),
+        )
+    }
     assert not result["row_count"].passed and result["row_count"].overridden
     assert not result["row_count"].blocks
 
@@ -38,14 +45,16 @@ def test_a_gate_can_be_overridden_by_name_for_one_run():
 def frame(n=1000, null_every=50):
     price = np.arange(n, dtype=float)
     price[::null_every] = np.nan  # 2% missing
-    return pd.DataFrame({ROW_ID: np.arange(2, n + 2), "price": price,
-                         "sku": [f"S{i}" for i in range(n)]})
+    return pd.DataFrame(
+        {ROW_ID: np.arange(2, n + 2), "price": price, "sku": [f"S{i}" for i in range(n)]}
+    )
 
 
 @pytest.mark.parametrize(("mostly", "passes"), [(0.97, True), (0.98, True), (0.985, False)])
 def test_mostly_thresholds_decide_pass_or_fail(mostly, passes):
-    spec = ExpectationSpec(expectation="expect_column_values_to_not_be_null", column="price",
-                           mostly=mostly)
+    spec = ExpectationSpec(
+        expectation="expect_column_values_to_not_be_null", column="price", mostly=mostly
+    )
     outcome = run_suite(frame(), [spec]).outcomes[0]
     assert outcome.success is passes
     assert outcome.row_level and outcome.unexpected_count == 20
@@ -59,9 +68,12 @@ def test_table_level_expectations_are_gates_not_row_rejects():
 
 
 def test_unknown_expectations_and_unmapped_columns_are_reported_before_reading():
-    problems = check_specs([
-        ExpectationSpec(expectation="expect_column_values_to_be_purple", column="price"),
-        ExpectationSpec(expectation="expect_column_values_to_not_be_null", column="prise"),
-    ], {"price", "sku"})
+    problems = check_specs(
+        [
+            ExpectationSpec(expectation="expect_column_values_to_be_purple", column="price"),
+            ExpectationSpec(expectation="expect_column_values_to_not_be_null", column="prise"),
+        ],
+        {"price", "sku"},
+    )
     assert "GX has no expectation 'expect_column_values_to_be_purple'" in problems[0]
     assert "column 'prise' is not a mapped field" in problems[1]

@@ -1,0 +1,77 @@
+"""Contract checks on mapped products: each rule rejects exactly its rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.config import load_job
+from pipelines.extract import read_csv
+from pipelines.mapping import map_products
+from pipelines.validate import check_products, product_warnings, split_rejects
+
+JOB = """
+entity: products
+source: {type: csv, path: feed.csv}
+key: sku
+fields:
+  sku: sku
+  price: price
+  currencyCode: currency
+  minimumOrderQuantity: moq
+  weight: weight
+  weightUnit: unit
+  active: {column: status, map: {A: true, I: false}}
+prices:
+  - {tier: Retail, price: price}
+"""
+
+HEADER = "sku,price,currency,moq,weight,unit,status\n"
+ROWS = {  # spreadsheet row → (line, rule it breaks or None)
+    2: ("A1,10.00,USD,1,1.5,lb,A", None),
+    3: (",10.00,USD,1,1.5,lb,A", "required"),
+    4: ("A3,-1,USD,1,1.5,lb,A", "negative_price"),
+    5: ("A4,abc,USD,1,1.5,lb,A", "not_a_number"),
+    6: ("A5,10.00,XYZ,1,1.5,lb,A", "unknown_currency"),
+    7: ("A6,10.00,EUR,0,1.5,kg,A", "below_minimum"),
+    8: ("A7,10.00,CAD,2,-3,lb,A", "negative_weight"),
+    9: ("A8,10.00,USD,2.5,1,lb,A", "not_a_number"),
+    10: ("A9,10.00,USD,1,1,lb,Z", "unmapped_value"),
+    11: ("A/10,10.00,USD,1,1,stone,I", None),
+}
+
+
+@pytest.fixture
+def checked(tmp_path: Path):
+    (tmp_path / "job.yml").write_text(JOB)
+    (tmp_path / "feed.csv").write_text(HEADER + "\n".join(v[0] for v in ROWS.values()) + "\n")
+    job = load_job(tmp_path / "job.yml")
+    chunk = next(read_csv(tmp_path / "feed.csv"))
+    table, failures = map_products(chunk, job)
+    failures += check_products(table, job)
+    return table, chunk, failures
+
+
+def test_each_rule_rejects_exactly_its_rows(checked):
+    table, chunk, failures = checked
+    kept, rows, rejects = split_rejects(table, chunk.rows, failures, source="feed.csv")
+    assert {r.row: r.rule for r in rejects} == {
+        row: rule for row, (_, rule) in ROWS.items() if rule
+    }
+    assert rows.tolist() == [2, 11]
+    by_rule = {r.rule: r for r in rejects}
+    assert (by_rule["unknown_currency"].column, by_rule["unknown_currency"].value) == (
+        "currency",
+        "XYZ",
+    )
+
+
+def test_warnings_name_unusual_units_and_skus_unusable_in_paths(checked):
+    table, chunk, _ = checked
+    notes = product_warnings(table, np.asarray(chunk.rows))
+    assert any(
+        "weightUnit is not a common unit" in n and "'stone'" in n and "row 11" in n for n in notes
+    )
+    assert any("SKU contains '/'" in n and "row 11" in n for n in notes)
