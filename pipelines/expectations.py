@@ -30,7 +30,7 @@ ROW_ID = "__row__"
 
 
 class ExpectationSpec(BaseModel):
-    """One expectation: its GX name (``expect_…``) and keyword arguments (``column``, ``mostly`` …)."""
+    """One expectation: its GX name (``expect_…``) and its arguments (``column``, ``mostly``)."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
     expectation: str = Field(pattern=r"^expect_[a-z0-9_]+$")
@@ -86,7 +86,6 @@ def check_specs(specs: list[ExpectationSpec], fields: set[str]) -> list[str]:
 def run_suite(frame: pd.DataFrame, specs: list[ExpectationSpec]) -> SuiteResult:
     """Validate ``frame`` (mapped columns plus ``__row__``, the source row numbers)."""
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation import ColumnMapExpectation
 
