@@ -15,14 +15,25 @@ from .rejects import RejectsWriter
 from .summary import RunSummary
 from .validate import Failure, KeyTracker, split_rejects
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "FeedKeys"]
+
+
+class FeedKeys(KeyTracker):
+    """A KeyTracker that can also list the keys it holds: what a complete feed contains."""
+
+    def keys(self) -> np.ndarray:
+        """Every key seen so far, sorted ascending, without repeats."""
+        runs = [keys for keys, _rows in self._runs]
+        return np.unique(np.concatenate(runs)) if runs else np.empty(0, np.int64)
 
 
 class Admission:
-    def __init__(self, job: JobConfig, state: AckedState, rejects: RejectsWriter,
-                 summary: RunSummary):
+    def __init__(
+        self, job: JobConfig, state: AckedState, rejects: RejectsWriter, summary: RunSummary
+    ):
         self.state, self.rejects, self.summary = state, rejects, summary
-        self.ids = KeyTracker("externalId", job.key)  # also: every key this feed holds
+        self.ids = FeedKeys("externalId", job.key)  # also: every key this feed holds
+        self._rejected_keys: list[np.ndarray] = []  # rows the feed holds but rejected
         sku = job.fields.get("sku")
         self.skus = KeyTracker("sku", sku if isinstance(sku, str) else "sku")
 
@@ -37,14 +48,25 @@ class Admission:
         for failure in failures:
             keep &= ~failure.mask
         among_passed = keep[p.passed]  # bodies exist for passed rows only
-        bodies = p.bodies if among_passed.all() else [
-            b for b, k in zip(p.bodies, among_passed, strict=True) if k]
+        bodies = (
+            p.bodies
+            if among_passed.all()
+            else [b for b, k in zip(p.bodies, among_passed, strict=True) if k]
+        )
+        self._rejected_keys.append(p.keys[~keep & (p.keys != 0)])
         keys, hashes = p.keys[keep], p.hashes[among_passed]
         same = self.state.unchanged(keys, hashes)
         self.summary.unchanged += int(same.sum())
         send = np.nonzero(~same)[0]
         ids = table.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()
         return Pending(ids, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
+
+    def feed_keys(self) -> np.ndarray:
+        """Sorted key hashes of every row read with a key, rejected ones included: a product
+        whose row failed a check is still in the feed, so mirror mode must not deactivate it."""
+        return np.union1d(
+            self.ids.keys(), np.concatenate([np.empty(0, np.int64), *self._rejected_keys])
+        )
 
     def _duplicates(self, p: Prepared) -> list[Failure]:
         """One row per externalId and per SKU in a run (CONTRACT §6.8, §6.22: SKUs match

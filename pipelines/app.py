@@ -10,14 +10,23 @@ from pathlib import Path
 
 import httpx
 
-from .config import load_job
+from .config import JobConfig, load_job
 from .ledger import Ledger
 from .load import RetryPolicy
 from .pipeline import RunOptions, run_products
+from .plan import Plan, plan_products
 from .summary import RunSummary
 from .targets import Target, default_state_dir, fingerprint, resolve_target
 
-__all__ = ["SyncSettings", "client_for", "local_target", "open_target", "sync"]
+__all__ = [
+    "PlanSettings",
+    "SyncSettings",
+    "client_for",
+    "local_target",
+    "open_target",
+    "plan",
+    "sync",
+]
 
 LOCAL_KEY = "local-emulator-key"  # the in-process emulator's own key: not a secret
 
@@ -32,6 +41,7 @@ class SyncSettings:
     rejects_path: Path | None = None
     api_key_file: Path | None = None
     allow_production: bool = False
+    allow_mass_deactivate: bool = False  # mirror mode may deactivate over max_deactivate_pct
     concurrency: int | None = None
     batch_items: int | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -40,9 +50,38 @@ class SyncSettings:
     log: Callable[[str], None] = print
 
 
+@dataclass(frozen=True)
+class PlanSettings(SyncSettings):
+    against_api: bool = False  # compare with what the org holds, not what the ledger says
+    sample: int = 10  # updates shown field by field
+
+
 def sync(settings: SyncSettings) -> RunSummary:
     """Run one job against one target; the summary says what happened to every row."""
     job = load_job(settings.job_path)
+    with _resources(settings, job) as (target, ledger, client):
+        return run_products(job, target, ledger, client, _run_options(settings))
+
+
+def plan(settings: PlanSettings) -> Plan:
+    """What ``sync`` would do now, writing nothing to the API or the ledger."""
+    job = load_job(settings.job_path)
+    with _resources(settings, job) as (target, ledger, client):
+        return plan_products(
+            job,
+            target,
+            ledger,
+            client,
+            _run_options(settings),
+            against_api=settings.against_api,
+            sample=settings.sample,
+        )
+
+
+@contextmanager
+def _resources(
+    settings: SyncSettings, job: JobConfig
+) -> Iterator[tuple[Target, Ledger, httpx.Client]]:
     ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
     try:
         with (
@@ -51,19 +90,23 @@ def sync(settings: SyncSettings) -> RunSummary:
                 target, job.batch.timeout_s, settings.concurrency or job.batch.concurrency
             ) as client,
         ):
-            options = RunOptions(
-                source=settings.source,
-                full=settings.full,
-                rejects_path=settings.rejects_path,
-                state_dir=settings.state_dir,
-                concurrency=settings.concurrency,
-                batch_items=settings.batch_items,
-                policy=settings.policy,
-                log=settings.log,
-            )
-            return run_products(job, target, ledger, client, options)
+            yield target, ledger, client
     finally:
         ledger.close()
+
+
+def _run_options(settings: SyncSettings) -> RunOptions:
+    return RunOptions(
+        source=settings.source,
+        full=settings.full,
+        rejects_path=settings.rejects_path,
+        state_dir=settings.state_dir,
+        concurrency=settings.concurrency,
+        batch_items=settings.batch_items,
+        policy=settings.policy,
+        allow_mass_deactivate=settings.allow_mass_deactivate,
+        log=settings.log,
+    )
 
 
 def default_ledger_url(state_dir: Path) -> str:

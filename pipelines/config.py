@@ -133,6 +133,10 @@ class JobConfig(_Model):
     attributes: dict[str, str] = {}
     batch: BatchSettings = BatchSettings()
     allow_production: bool = False
+    # Mirror mode: products this job synced that a complete feed no longer holds are
+    # deactivated (never deleted), unless that would touch more than max_deactivate_pct.
+    missing: Literal["keep", "deactivate"] = "keep"
+    max_deactivate_pct: float = Field(5.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _one_price_source(self) -> JobConfig:

@@ -9,26 +9,31 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import numpy as np
 
 from . import extract
 from .admit import Admission
-from .batching import Batch, Batcher
+from .api_state import ApiReader
+from .batching import Batch, Batcher, Pending
 from .config import CsvSource, JobConfig, ParquetSource, check_columns
 from .contract import BULK_ENDPOINTS
+from .convert import normalize_text
 from .diff import AckedState
 from .dispatch import Dispatcher
 from .errors import JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
 from .load import BatchResult, RetryPolicy, Sender
+from .mirror import Deactivations, deactivations, find_vanished
 from .pacing import Pacer
 from .prepare import prepare_in_parallel, prepare_products
 from .price_list import PriceListIndex
+from .records import key_hashes
 from .rejects import Reject, RejectsWriter
 from .summary import RunSummary
 from .targets import Target
@@ -36,7 +41,17 @@ from .targets import Target
 if TYPE_CHECKING:
     from .ledger import Ledger
 
-__all__ = ["RunOptions", "open_source", "run_products"]
+__all__ = [
+    "PARTIAL_FEED_NOTE",
+    "RunOptions",
+    "admitted",
+    "feed_keys",
+    "load_price_list",
+    "open_feed",
+    "open_source",
+    "partial_feed",
+    "run_products",
+]
 
 # ~4,000 catalog rows a chunk: big enough for vectorized work to pay, small enough that
 # Arrow's CSV read-ahead stays small (measured: 1 MB blocks hold 17 MB, 2 MB blocks 73 MB).
@@ -53,6 +68,7 @@ class RunOptions:
     batch_items: int | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     pacer: Pacer | None = None  # share one between runs of the same process to share a budget
+    allow_mass_deactivate: bool = False  # mirror mode may exceed max_deactivate_pct
     log: Callable[[str], None] = print
 
 
@@ -77,15 +93,66 @@ def open_source(
 def run_products(
     job: JobConfig, target: Target, ledger: Ledger, client: httpx.Client, options: RunOptions
 ) -> RunSummary:
+    source_name, chunks = open_feed(job, options)
+    price_list = load_price_list(job, options)
+    mirror, notes = None, []
+    if job.missing == "deactivate":
+        if partial_feed(options):
+            notes.append(PARTIAL_FEED_NOTE)
+        else:
+            # Two passes: the cap must be decided before the first send, and a scan of
+            # the key column costs less than spilling every pending body to disk.
+            keys = feed_keys(job, chunks)
+            acked = AckedState(*ledger.acked_state(target_id=target.id, entity=job.entity))
+            vanished = find_vanished(ledger, job, target_id=target.id, feed_keys=keys, acked=acked)
+            vanished.check_cap(job, allow=options.allow_mass_deactivate)
+            mirror = deactivations(ApiReader(client), vanished)
+            _, chunks = open_feed(job, options)
+    run = _Run(job, target, ledger, client, options, source_name)
+    run.summary.notes.extend(notes)
+    return run.execute(chunks, price_list, mirror)
+
+
+def partial_feed(options: RunOptions) -> bool:
+    """Whether this run reads less than the whole catalog, so absence proves nothing."""
+    return options.source is not None
+
+
+PARTIAL_FEED_NOTE = (
+    "mirror mode skipped: --source reads a subset of the feed, so nothing was deactivated"
+)
+
+
+def open_feed(job: JobConfig, options: RunOptions) -> tuple[str, Iterator[Chunk]]:
+    """The source's name and chunks, once its columns are known to hold what the job reads."""
     source_name = str(options.source or job.source.path)
     columns, chunks = open_source(job.source, options.source, options.log)
     check_columns(job, columns, source=source_name)
-    price_list = _load_price_list(job, options)
-    run = _Run(job, target, ledger, client, options, source_name)
-    return run.execute(chunks, price_list)
+    return source_name, chunks
 
 
-def _load_price_list(
+def admitted(
+    chunks: Iterable[Chunk], job: JobConfig, index: PriceListIndex | None, admission: Admission
+) -> Iterator[Pending]:
+    """The one streaming path of `run` and `plan`: chunks prepared in parallel, admitted in
+    order; yields each chunk's records that differ from the acknowledged state."""
+    prepared = prepare_in_parallel(chunks, lambda chunk: prepare_products(chunk, job, index))
+    for chunk in prepared:
+        yield admission.admit(chunk)
+
+
+def feed_keys(job: JobConfig, chunks: Iterable[Chunk]) -> np.ndarray:
+    """Sorted, distinct key hashes of every keyed row of the feed, rejected rows included (a
+    product whose row failed a check is still in the feed). Reads only the key column: about
+    a fifth of what preparing the chunks costs."""
+    found = [np.empty(0, np.int64)]
+    for chunk in chunks:
+        keys = key_hashes(normalize_text(chunk.table.column(job.key).combine_chunks()))
+        found.append(np.unique(keys[keys != 0]))  # 0: a missing key
+    return np.unique(np.concatenate(found))
+
+
+def load_price_list(
     job: JobConfig, options: RunOptions
 ) -> tuple[PriceListIndex | None, list[Reject]]:
     if job.price_list is None:
@@ -125,8 +192,12 @@ class _Run:
         )
         self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
         self._queue: deque[Batch] = deque()
+        self._deactivating = False  # batches now carry deactivations, not feed records
+        self._deactivate_failed = 0
 
-    def execute(self, chunks: Iterator[Chunk], price_list) -> RunSummary:
+    def execute(
+        self, chunks: Iterator[Chunk], price_list, mirror: Deactivations | None = None
+    ) -> RunSummary:
         started = time.perf_counter()
         index, list_rejects = price_list
         crashed = self.ledger.abandon_unfinished(
@@ -159,6 +230,8 @@ class _Run:
         self.dispatcher = Dispatcher(self.sender, self.sender.pacer.max_in_flight, self._record)
         try:
             self._stream(chunks, index, state)
+            if mirror is not None:
+                self._deactivate(mirror)
             self.summary.status = self._outcome()
         except NymbleSyncError as exc:
             self.summary.status = "failed"
@@ -170,14 +243,24 @@ class _Run:
         return self.summary
 
     def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
-        prepared = prepare_in_parallel(
-            chunks, lambda chunk: prepare_products(chunk, self.job, index)
-        )
         admission = Admission(self.job, state, self.rejects, self.summary)
-        for chunk in prepared:
-            self._queue.extend(self.batcher.add(admission.admit(chunk)))
+        for pending in admitted(chunks, self.job, index, admission):
+            self._queue.extend(self.batcher.add(pending))
             self._send_queued()
             self.ledger.heartbeat(self.run_id)
+        self._queue.extend(self.batcher.flush())
+        self._send_queued()
+        self.dispatcher.drain()
+
+    def _deactivate(self, mirror: Deactivations) -> None:
+        """After every feed record is settled: send the deactivations, recorded alike."""
+        if mirror.gone:
+            self.summary.notes.append(
+                f"{len(mirror.gone):,} vanished product(s) are no longer at the target at all "
+                f"(e.g. {mirror.gone[0]!r}): nothing to deactivate"
+            )
+        self._deactivating = True
+        self._queue.extend(self.batcher.add(mirror.records))
         self._queue.extend(self.batcher.flush())
         self._send_queued()
         self.dispatcher.drain()
@@ -200,9 +283,13 @@ class _Run:
         """Main thread only: count a finished batch and write its outcomes to the ledger."""
         rec, statuses = batch.records, [o.status for o in result.outcomes]
         failed = [i for i, s in enumerate(statuses) if s == "failed"]
-        self.summary.created += statuses.count("created")
-        self.summary.updated += statuses.count("updated")
-        self.summary.failed += len(failed)
+        if self._deactivating:  # not source rows: kept out of the balanced row counts
+            self.summary.deactivated += len(statuses) - len(failed)
+            self._deactivate_failed += len(failed)
+        else:
+            self.summary.created += statuses.count("created")
+            self.summary.updated += statuses.count("updated")
+            self.summary.failed += len(failed)
         self.summary.requests += result.requests
         self.summary.retries += result.retries
         self.summary.throttled += result.throttled
@@ -232,9 +319,9 @@ class _Run:
         self.rejects.write(
             Reject(
                 self.source,
-                int(rec.rows[i]),
+                None if self._deactivating else int(rec.rows[i]),
                 rec.external_ids[i],
-                None,
+                "active" if self._deactivating else None,
                 None,
                 "api_failed",
                 result.outcomes[i].message or "failed",
@@ -245,11 +332,20 @@ class _Run:
     def _stop(self) -> None:
         """Account for every record that will not be sent in this run (the next run will)."""
         unsent = [*self.dispatcher.abandon(), *self._queue, *self.batcher.flush()]
-        self.summary.skipped += sum(len(b.records) for b in unsent)
+        count = sum(len(b.records) for b in unsent)
+        if self._deactivating:
+            self.summary.notes.append(f"{count:,} deactivation(s) not sent; the next run will")
+        else:
+            self.summary.skipped += count
         self._queue.clear()
 
     def _outcome(self) -> str:
-        return "partial" if self.summary.rejected or self.summary.failed else "succeeded"
+        if self._deactivate_failed:
+            self.summary.notes.append(
+                f"{self._deactivate_failed:,} deactivation(s) failed; see the rejects file"
+            )
+        troubled = self.summary.rejected or self.summary.failed or self._deactivate_failed
+        return "partial" if troubled else "succeeded"
 
     def _finish(self, started: float) -> None:
         self.dispatcher.close()

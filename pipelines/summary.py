@@ -21,6 +21,7 @@ class RunSummary:
     updated: int = 0
     failed: int = 0  # sent, and refused by the API item by item or after every retry
     skipped: int = 0  # not sent because the run stopped early; the next run sends them
+    deactivated: int = 0  # mirror mode: synced products gone from the feed; not source rows
     batches: int = 0
     requests: int = 0
     retries: int = 0
@@ -60,6 +61,7 @@ class RunSummary:
                 "updated",
                 "failed",
                 "skipped",
+                "deactivated",
                 "batches",
                 "requests",
                 "retries",
