@@ -1,8 +1,8 @@
 """Throughput of the emulator's bulk product endpoint over loopback.
 
 Starts `python -m pipelines.emulator` as a separate process, posts pre-serialized 500-item bodies
-from a few client threads, and prints records/s (median of 3 rounds of fresh products, plus one
-round that updates existing products).
+from a few client threads, and prints records/s: the median of 3 rounds of fresh products, then
+the median of 3 rounds that update them again (a catalog resync), with the load average.
 
     .venv/bin/python bench/bench_emulator.py [--records 100000] [--threads 4]
 """
@@ -111,17 +111,16 @@ def main() -> None:
     proc = _start_server(port)
     try:
         base = f"http://127.0.0.1:{port}"
-        rates = [args.records / _post_all(base, bodies, args.threads) for bodies in rounds]
-        update_rate = args.records / _post_all(base, rounds[0], args.threads)
+        creates = [args.records / _post_all(base, bodies, args.threads) for bodies in rounds]
+        updates = [args.records / _post_all(base, bodies, args.threads) for bodies in rounds]
     finally:
         proc.terminate()
         proc.wait(10)
-    print(f"rounds (create): {', '.join(f'{r:,.0f}' for r in rates)} records/s")
-    print(f"update round: {update_rate:,.0f} records/s")
-    print(
-        f"median: {statistics.median(rates):,.0f} records/s "
-        f"({args.records:,} records per round, batches of {BATCH}, {args.threads} threads)"
-    )
+    print(f"{args.records:,} records per round, batches of {BATCH}, {args.threads} threads")
+    for label, rates in (("create", creates), ("update", updates)):
+        listed = ", ".join(f"{r:,.0f}" for r in rates)
+        print(f"{label}: median {statistics.median(rates):,.0f} records/s (rounds: {listed})")
+    print(f"load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ keeps the records whose content differs from what the target last acknowledged."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 
@@ -29,9 +31,15 @@ class FeedKeys(KeyTracker):
 
 class Admission:
     def __init__(
-        self, job: JobConfig, state: AckedState, rejects: RejectsWriter, summary: RunSummary
+        self,
+        job: JobConfig,
+        state: AckedState,
+        rejects: RejectsWriter,
+        summary: RunSummary,
+        on_kept: Callable[[pa.Table, np.ndarray], None] | None = None,
     ):
         self.state, self.rejects, self.summary = state, rejects, summary
+        self.on_kept = on_kept  # sees the records that passed every check (quality suites)
         self.ids = FeedKeys("externalId", job.key)  # also: every key this feed holds
         self._rejected_keys: list[np.ndarray] = []  # rows the feed holds but rejected
         sku = job.fields.get("sku")
@@ -54,6 +62,8 @@ class Admission:
             else [b for b, k in zip(p.bodies, among_passed, strict=True) if k]
         )
         self._rejected_keys.append(p.keys[~keep & (p.keys != 0)])
+        if self.on_kept is not None:
+            self.on_kept(table, rows)
         keys, hashes = p.keys[keep], p.hashes[among_passed]
         same = self.state.unchanged(keys, hashes)
         self.summary.unchanged += int(same.sum())

@@ -11,16 +11,18 @@ from pathlib import Path
 import httpx
 
 from .config import JobConfig, load_job
-from .ledger import Ledger
+from .ledger import Ledger, lock_holder
 from .load import RetryPolicy
 from .pipeline import RunOptions, run_products
 from .plan import Plan, plan_products
 from .summary import RunSummary
 from .targets import Target, default_state_dir, fingerprint, resolve_target
+from .validation import ValidationReport, validate_feed
 
 __all__ = [
     "PlanSettings",
     "SyncSettings",
+    "validate",
     "client_for",
     "local_target",
     "open_target",
@@ -42,6 +44,7 @@ class SyncSettings:
     api_key_file: Path | None = None
     allow_production: bool = False
     allow_mass_deactivate: bool = False  # mirror mode may deactivate over max_deactivate_pct
+    override_gates: tuple[str, ...] = ()  # quality gates to ignore for this run, by name
     concurrency: int | None = None
     batch_items: int | None = None
     policy: RetryPolicy = field(default_factory=RetryPolicy)
@@ -59,7 +62,13 @@ class PlanSettings(SyncSettings):
 def sync(settings: SyncSettings) -> RunSummary:
     """Run one job against one target; the summary says what happened to every row."""
     job = load_job(settings.job_path)
-    with _resources(settings, job) as (target, ledger, client):
+    with (
+        _resources(settings, job) as (target, ledger, client),
+        # One run per job and target; taken before run_products finishes interrupted runs.
+        ledger.acquire_lock(job=job.job, target_id=target.id, holder=lock_holder()) as lock,
+    ):
+        if lock.took_over_from:
+            settings.log(f"took over the lock of {lock.took_over_from}, which had stopped")
         return run_products(job, target, ledger, client, _run_options(settings))
 
 
@@ -76,6 +85,13 @@ def plan(settings: PlanSettings) -> Plan:
             against_api=settings.against_api,
             sample=settings.sample,
         )
+
+
+def validate(settings: SyncSettings) -> ValidationReport:
+    """Read, map and check a feed; judge the gates; send nothing, record no run."""
+    job = load_job(settings.job_path)
+    with _resources(settings, job) as (target, ledger, _client):
+        return validate_feed(job, target, ledger, _run_options(settings))
 
 
 @contextmanager
@@ -105,6 +121,7 @@ def _run_options(settings: SyncSettings) -> RunOptions:
         batch_items=settings.batch_items,
         policy=settings.policy,
         allow_mass_deactivate=settings.allow_mass_deactivate,
+        override_gates=frozenset(settings.override_gates),
         log=settings.log,
     )
 

@@ -7,12 +7,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
-from .errors import EXIT_OK, EXIT_RECORDS, NymbleSyncError
+from .errors import EXIT_GATE, EXIT_OK, EXIT_RECORDS, NymbleSyncError
 from .summary import RunSummary
+
+if TYPE_CHECKING:
+    from .history import TextTable
+    from .ledger import Ledger
 
 __all__ = ["main"]
 
@@ -41,6 +46,38 @@ def _handle_errors(command: Callable) -> Callable:
     return wrapper
 
 
+_ledger_option = click.option(
+    "--ledger",
+    "ledger_url",
+    envvar="NYMBLE_LEDGER_URL",
+    help="Run ledger SQLAlchemy URL [env NYMBLE_LEDGER_URL; default: SQLite in .nymble-sync/].",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+
+
+_override_gate_option = click.option(
+    "--override-gate",
+    "override_gates",
+    multiple=True,
+    type=click.Choice(["reject_rate", "row_count", "expectations"]),
+    help="Ignore this quality gate for this run (repeatable).",
+)
+_target_option = click.option(
+    "--target",
+    default="local",
+    show_default=True,
+    help="local (in-process emulator), sandbox, production, or a base URL.",
+)
+_source_option = click.option(
+    "--source", type=click.Path(path_type=Path), help="Read this file instead of the job's source."
+)
+_key_file_option = click.option(
+    "--api-key-file",
+    type=click.Path(path_type=Path),
+    help="File holding the API key (otherwise NYMBLE_API_KEY).",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="nymble-sync")
 def main() -> None:
@@ -59,12 +96,7 @@ def main() -> None:
     "--source", type=click.Path(path_type=Path), help="Read this file instead of the job's source."
 )
 @click.option("--full", is_flag=True, help="Send every record, even those the target already has.")
-@click.option(
-    "--ledger",
-    "ledger_url",
-    envvar="NYMBLE_LEDGER_URL",
-    help="Run ledger SQLAlchemy URL [env NYMBLE_LEDGER_URL; default: SQLite in .nymble-sync/].",
-)
+@_ledger_option
 @click.option(
     "--rejects",
     "rejects_path",
@@ -83,6 +115,12 @@ def main() -> None:
 @click.option(
     "--batch-size", "batch_items", type=click.IntRange(1, 10_000), help="Items per request."
 )
+@click.option(
+    "--allow-mass-deactivate",
+    is_flag=True,
+    help="Let mirror mode deactivate more than the job's max_deactivate_pct.",
+)
+@_override_gate_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @_handle_errors
 def run(job_file: Path, as_json: bool, **options) -> None:
@@ -92,6 +130,63 @@ def run(job_file: Path, as_json: bool, **options) -> None:
     summary = sync(SyncSettings(job_path=job_file, log=_log, **options))
     _print_summary(summary, as_json)
     sys.exit(EXIT_OK if summary.status == "succeeded" else EXIT_RECORDS)
+
+
+@main.command()
+@click.argument("job_file", type=click.Path(path_type=Path))
+@_target_option
+@_source_option
+@_ledger_option
+@_key_file_option
+@click.option(
+    "--against-api", is_flag=True, help="Compare with what the org holds, not the ledger."
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(0, 100),
+    default=10,
+    show_default=True,
+    help="Updates shown field by field.",
+)
+@_json_option
+@_handle_errors
+def plan(job_file: Path, as_json: bool, **options) -> None:
+    """Show what `run` would create, update, leave, reject and deactivate; write nothing."""
+    from .app import PlanSettings
+    from .app import plan as make_plan
+
+    result = make_plan(PlanSettings(job_path=job_file, log=_log, **options))
+    click.echo(
+        orjson.dumps(result.to_dict(), option=orjson.OPT_INDENT_2).decode()
+        if as_json
+        else result.text()
+    )
+
+
+@main.command()
+@click.argument("job_file", type=click.Path(path_type=Path))
+@_target_option
+@_source_option
+@_ledger_option
+@_key_file_option
+@click.option(
+    "--rejects", "rejects_path", type=click.Path(path_type=Path), help="Write the rejects CSV here."
+)
+@_override_gate_option
+@_json_option
+@_handle_errors
+def validate(job_file: Path, as_json: bool, **options) -> None:
+    """Read, map and check a feed and judge its quality gates; send nothing."""
+    from .app import SyncSettings
+    from .app import validate as check
+
+    report = check(SyncSettings(job_path=job_file, log=_log, **options))
+    if as_json:
+        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_validation(report)
+    s = report.summary
+    sys.exit(EXIT_GATE if report.failed_gate else EXIT_RECORDS if s.rejected else EXIT_OK)
 
 
 @main.command()
@@ -128,6 +223,133 @@ def emulator(
     serve_forever(settings, host, port, echo=click.echo)
 
 
+@main.group(invoke_without_command=True)
+@click.option("--job", help="Only runs of this job.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@_ledger_option
+@_json_option
+@click.pass_context
+@_handle_errors
+def runs(ctx: click.Context, job: str | None, limit: int, ledger_url: str | None, as_json: bool):
+    """List recent runs, newest first: target, start, duration, row counts and status."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .history import lines_to_dicts, list_runs, runs_table
+
+    with _open_ledger(ledger_url) as ledger:
+        lines = list_runs(ledger, job=job, limit=limit)
+    _emit([runs_table(lines)], lines_to_dicts(lines), as_json)
+
+
+@runs.command("show")
+@click.argument("run_id", metavar="RUN", type=int)
+@_ledger_option
+@_json_option
+@_handle_errors
+def runs_show(run_id: int, ledger_url: str | None, as_json: bool) -> None:
+    """Show one run: timings, counts, rejects file, and every batch with its HTTP answer."""
+    from .history import show_run
+
+    with _open_ledger(ledger_url) as ledger:
+        detail = show_run(ledger, run_id)
+    _emit(detail.tables(), detail.to_dict(), as_json)
+
+
+@main.command()
+@click.argument("external_id")
+@_ledger_option
+@_json_option
+@_handle_errors
+def why(external_id: str, ledger_url: str | None, as_json: bool) -> None:
+    """Explain one record across runs: what was sent when, and what the API answered."""
+    from .history import record_story
+
+    with _open_ledger(ledger_url) as ledger:
+        story = record_story(ledger, external_id)
+    _emit(story.tables(), story.to_dict(), as_json)
+    if not (story.events or story.rejects or as_json):
+        click.echo(f"{external_id}: never sent, and not in the rejects file of a recent run")
+
+
+@main.command()
+@click.option("--target", default="local", show_default=True, help="As for `run`.")
+@click.option("--api-key-file", type=click.Path(path_type=Path), help="As for `run`.")
+@_ledger_option
+@_handle_errors
+def doctor(**options: Any) -> None:
+    """Check that a run can work from here: ledger, network, API key, clock."""
+    from .doctor import DoctorSettings, diagnose, exit_code
+
+    checks = diagnose(DoctorSettings(**options), warn=_log)
+    for check in checks:
+        click.echo(f"{check.mark} {check.name:<8} {check.detail}")
+    sys.exit(exit_code(checks))
+
+
+def _open_ledger(url: str | None) -> Ledger:
+    from .app import default_ledger_url
+    from .ledger import Ledger
+    from .targets import default_state_dir
+
+    return Ledger.connect(url or default_ledger_url(default_state_dir()), create=False)
+
+
+def _emit(tables: list[TextTable], data: Any, as_json: bool) -> None:
+    """JSON for machines, rich tables on a terminal, aligned plain text otherwise."""
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    elif sys.stdout.isatty():
+        _rich_tables(tables)
+    else:
+        for table in tables:
+            _plain_table(table)
+
+
+def _rich_tables(tables: list[TextTable]) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for t in tables:
+        table = Table(title=t.title, title_justify="left", box=box.SIMPLE_HEAD)
+        table.show_header = any(t.headers)
+        for header in t.headers:
+            table.add_column(header, overflow="fold")
+        for row in t.rows:
+            table.add_row(*row)
+        console.print(table)
+
+
+def _plain_table(table: TextTable) -> None:
+    rows = [table.headers, *table.rows] if any(table.headers) else table.rows
+    widths = [max(len(row[i]) for row in rows) for i in range(len(table.headers))] if rows else []
+    click.echo(f"{table.title}:")
+    for row in rows:
+        click.echo(
+            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        )
+    click.echo()
+
+
+def _print_validation(report) -> None:
+    s = report.summary
+    verdict = f"gate {report.failed_gate} FAILED" if report.failed_gate else "gates passed"
+    click.echo(f"validate {s.job}: {verdict}")
+    for label, value in [
+        ("rows read", s.rows_read),
+        ("rejected", s.rejected),
+        ("unchanged", s.unchanged),
+        ("to send", s.skipped),
+    ]:
+        click.echo(f"  {label:<11} {value:>10,}")
+    for gate in report.gates:
+        mark = "✓" if gate.passed else ("~" if gate.overridden else "✗")
+        click.echo(f"  {mark} {gate.name}: {gate.message}")
+    if s.rejects_path:
+        click.echo(f"  rejects: {s.rejects_path}")
+
+
 def _print_summary(summary: RunSummary, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
@@ -150,6 +372,8 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
         f"  {s.batches:,} batches, {s.requests:,} requests, {s.retries:,} retries; "
         f"{s.elapsed_s:.2f} s, {s.rows_per_s:,.0f} rows/s"
     )
+    if s.deactivated:
+        click.echo(f"  deactivated {s.deactivated:>10,} (mirror mode: gone from the feed)")
     if s.rejects_path:
         click.echo(f"  rejects: {s.rejects_path}")
     for note in s.notes:

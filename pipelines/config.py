@@ -24,6 +24,8 @@ from pydantic import (
 
 from .contract import PRODUCT_FIELDS
 from .errors import JobFileError, Problem
+from .expectations import ExpectationSpec, check_specs
+from .gates import GateSettings
 
 __all__ = [
     "BatchSettings",
@@ -136,6 +138,8 @@ class JobConfig(_Model):
     # Mirror mode: products this job synced that a complete feed no longer holds are
     # deactivated (never deleted), unless that would touch more than max_deactivate_pct.
     missing: Literal["keep", "deactivate"] = "keep"
+    gates: GateSettings = GateSettings()
+    expectations: tuple[ExpectationSpec, ...] = ()
     max_deactivate_pct: float = Field(5.0, ge=0, le=100)
 
     @model_validator(mode="after")
@@ -169,6 +173,11 @@ def load_job(path: Path) -> JobConfig:
         problems = [_problem(e) for e in exc.errors()] + problems
     if problems:
         raise JobFileError(str(path), problems)
+    if job.expectations:  # imports Great Expectations: only for jobs that declare a suite
+        fields = {"externalId", *job.fields, "prices", "productAttributes"}
+        found = check_specs(list(job.expectations), fields)
+        if found:
+            raise JobFileError(str(path), [Problem("expectations", p) for p in found])
     return job
 
 

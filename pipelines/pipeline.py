@@ -26,8 +26,9 @@ from .contract import BULK_ENDPOINTS
 from .convert import normalize_text
 from .diff import AckedState
 from .dispatch import Dispatcher
-from .errors import JobFileError, NymbleSyncError, Problem
+from .errors import GateFailed, JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
+from .gatekeeper import Gatekeeper, source_size
 from .load import BatchResult, RetryPolicy, Sender
 from .mirror import Deactivations, deactivations, find_vanished
 from .pacing import Pacer
@@ -69,6 +70,7 @@ class RunOptions:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     pacer: Pacer | None = None  # share one between runs of the same process to share a budget
     allow_mass_deactivate: bool = False  # mirror mode may exceed max_deactivate_pct
+    override_gates: frozenset[str] = frozenset()  # quality gates ignored for this run, by name
     log: Callable[[str], None] = print
 
 
@@ -234,7 +236,7 @@ class _Run:
                 self._deactivate(mirror)
             self.summary.status = self._outcome()
         except NymbleSyncError as exc:
-            self.summary.status = "failed"
+            self.summary.status = "gated" if isinstance(exc, GateFailed) else "failed"
             self.summary.notes.append(str(exc))
             self._stop()
             raise
@@ -243,14 +245,41 @@ class _Run:
         return self.summary
 
     def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
-        admission = Admission(self.job, state, self.rejects, self.summary)
+        gate = self._gatekeeper()
+        admission = Admission(self.job, state, self.rejects, self.summary, on_kept=gate.kept)
         for pending in admitted(chunks, self.job, index, admission):
-            self._queue.extend(self.batcher.add(pending))
-            self._send_queued()
+            self._enqueue(gate.add(pending))
             self.ledger.heartbeat(self.run_id)
+        self._enqueue(gate.finish())
         self._queue.extend(self.batcher.flush())
         self._send_queued()
         self.dispatcher.drain()
+
+    def _gatekeeper(self) -> Gatekeeper:
+        """Quality gates: the feed's size is judged before reading, the records by window."""
+        gate = Gatekeeper(
+            settings=self.job.gates,
+            expectations=list(self.job.expectations),
+            summary=self.summary,
+            rejects=self.rejects,
+            source=self.source,
+            overrides=self.options.override_gates,
+            log=self.options.log,
+        )
+        path = self.options.source or self.job.source.path
+        self.summary.source_size = source_size(path, self.job.source.type)
+        last = self.ledger.last_successful_run(
+            job=self.job.job, target_id=self.target.id, entity=self.job.entity
+        )
+        gate.check_size(
+            self.summary.source_size, (last.counts or {}).get("source_size") if last else None
+        )
+        return gate
+
+    def _enqueue(self, released: list[Pending]) -> None:
+        for pending in released:
+            self._queue.extend(self.batcher.add(pending))
+        self._send_queued()
 
     def _deactivate(self, mirror: Deactivations) -> None:
         """After every feed record is settled: send the deactivations, recorded alike."""

@@ -22,6 +22,7 @@ class RunSummary:
     failed: int = 0  # sent, and refused by the API item by item or after every retry
     skipped: int = 0  # not sent because the run stopped early; the next run sends them
     deactivated: int = 0  # mirror mode: synced products gone from the feed; not source rows
+    source_size: int = 0  # line breaks (CSV) or rows (Parquet): the row-count gate's measure
     batches: int = 0
     requests: int = 0
     retries: int = 0
@@ -66,6 +67,7 @@ class RunSummary:
                 "requests",
                 "retries",
                 "throttled",
+                "source_size",
             )
         }
 

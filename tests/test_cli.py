@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from helpers import API_KEY
@@ -18,8 +19,11 @@ README = Path("README.md").read_text(encoding="utf-8")
 
 
 def commands(group=main, prefix="nymble-sync"):
+    """Every command, subcommands of groups included, with the words that invoke it."""
     for name, command in group.commands.items():
         yield f"{prefix} {name}", command
+        if isinstance(command, click.Group):
+            yield from commands(command, f"{prefix} {name}")
 
 
 @pytest.mark.parametrize(("name", "command"), list(commands()), ids=lambda x: str(x))

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from pipelines.errors import LedgerError
+from pipelines.errors import LedgerError, LockHeld
 from pipelines.ledger import SCHEMA_VERSION, Ledger
 from pipelines.ledger.engine import display_url
 from pipelines.records import key_hashes
@@ -582,6 +586,138 @@ def test_finish_run_compacts_beyond_a_month_of_runs(ledger, ledger_url):
     assert acked(ledger) == sorted_pairs({key_of("A"): 30, key_of("B"): 1})
     assert len(ledger.record_history("A", limit=100)) == 31
     assert ledger.record_history("A")[0].run_id == last
+
+
+# --- locks: one run per job and target at a time ---------------------------------------------
+
+LOCK = dict(job="products-nightly", target_id="fp-target-a")
+
+
+@contextmanager
+def raw(url):
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def test_a_second_acquire_is_refused_naming_the_holder_and_since_when(ledger):
+    first = ledger.acquire_lock(**LOCK, holder="111@host-a")
+    assert first.took_over_from is None
+    with pytest.raises(LockHeld) as refused:
+        ledger.acquire_lock(**LOCK, holder="222@host-b")
+    assert refused.value.exit_code == 5
+    message = str(refused.value)
+    assert "111@host-a" in message and "products-nightly" in message
+    assert f"since {first.acquired_at:%Y-%m-%dT%H:%M}" in message and "try again later" in message
+
+    run_id = ledger.begin_run(**RUN)  # the run is named in the lock once it has an id
+    with pytest.raises(LockHeld, match=rf"111@host-a \(run {run_id}\)"):
+        ledger.acquire_lock(**LOCK, holder="222@host-b")
+    other = ledger.acquire_lock(job=LOCK["job"], target_id="fp-target-b", holder="222@host-b")
+    other.release()
+    first.release()
+
+
+def test_release_then_acquire_again_and_close_releases(ledger, ledger_url):
+    with ledger.acquire_lock(**LOCK, holder="111@host-a") as lock:
+        lock.heartbeat()
+    lock.release()  # twice is harmless
+    ledger.acquire_lock(**LOCK, holder="222@host-b")
+    ledger.close()
+    with Ledger.connect(ledger_url) as reopened:
+        reopened.acquire_lock(**LOCK, holder="333@host-c").release()
+
+
+def test_a_stale_lock_is_taken_over_and_its_old_holder_told(ledger, ledger_url):
+    dead = ledger.acquire_lock(**LOCK, holder="111@host-a")
+    ledger.begin_run(**RUN)
+    long_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=5)
+    with raw(ledger_url) as conn:
+        conn.execute(sa.text("UPDATE nymble_locks SET heartbeat_at = :t"), {"t": long_ago})
+
+    taker = ledger.acquire_lock(**LOCK, holder="222@host-b", stale_after_s=120)
+    assert taker.took_over_from is not None and taker.took_over_from.startswith("111@host-a")
+
+    with pytest.raises(LockHeld, match="was lost .*222@host-b holds it now"):
+        dead.heartbeat()
+    dead.release()  # deletes nothing: the row is the taker's now
+    with pytest.raises(LockHeld, match="222@host-b"):
+        ledger.acquire_lock(**LOCK, holder="333@host-c")
+    taker.release()
+
+
+def test_a_lock_lost_while_running_stops_the_run_at_its_next_heartbeat(ledger, ledger_url):
+    lock = ledger.acquire_lock(**LOCK, holder="111@host-a", stale_after_s=0.4)
+    run_id = ledger.begin_run(**RUN)
+    with raw(ledger_url) as conn:  # as a takeover would leave it
+        conn.execute(sa.text("UPDATE nymble_locks SET token = 'someone-else', holder = 'x@y'"))
+    deadline = time.monotonic() + 10
+    with pytest.raises(LockHeld, match="lost .x@y .*holds it now"):  # the keepalive thread noticed
+        while time.monotonic() < deadline:
+            ledger.heartbeat(run_id)
+            time.sleep(0.05)
+    lock.release()
+
+
+def test_the_keepalive_thread_keeps_a_slow_run_s_lock(ledger):
+    lock = ledger.acquire_lock(**LOCK, holder="111@host-a", stale_after_s=0.4)
+    time.sleep(1.0)  # longer than stale_after_s, with no heartbeat from the run itself
+    with pytest.raises(LockHeld):
+        ledger.acquire_lock(**LOCK, holder="222@host-b", stale_after_s=0.4)
+    lock.release()
+
+
+def test_a_ledger_from_before_locks_gets_the_lock_table(ledger, ledger_url):
+    ledger.close()
+    with raw(ledger_url) as conn:
+        conn.execute(sa.text("DROP TABLE nymble_locks"))
+    with Ledger.connect(ledger_url) as reopened:
+        reopened.acquire_lock(**LOCK, holder="111@host-a").release()
+
+
+RACER = """
+import sys
+from pipelines.errors import LockHeld
+from pipelines.ledger import Ledger
+
+with Ledger.connect(sys.argv[1]) as ledger:
+    print("ready", flush=True)
+    sys.stdin.readline()  # every racer is connected: go
+    try:
+        lock = ledger.acquire_lock(job="race", target_id="t", holder=f"racer-{sys.argv[2]}")
+    except LockHeld:
+        print("refused", flush=True)
+    else:
+        print("won", flush=True)
+        sys.stdin.readline()  # hold it until every racer has tried
+        lock.release()
+"""
+
+
+def test_processes_racing_for_one_lock_exactly_one_wins(ledger, ledger_url):
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, ledger_url, str(i)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    try:
+        assert [racer.stdout.readline().strip() for racer in racers] == ["ready"] * 4
+        for racer in racers:  # released together, as close as two pipe writes are
+            racer.stdin.write("go\n")
+            racer.stdin.flush()
+        answers = sorted(racer.stdout.readline().strip() for racer in racers)
+        assert answers == ["refused", "refused", "refused", "won"]
+    finally:
+        for racer in racers:
+            racer.communicate("done\n", timeout=60)
+    assert [racer.returncode for racer in racers] == [0] * 4
 
 
 # --- watermarks, schema, errors -------------------------------------------------------------

@@ -16,7 +16,7 @@ def product_ids(org: str, first: int, count: int) -> list[str]:
     """`prod_<8 hex>` for counter values first..first+count-1: unique per org for the first
     2**32 values, random-looking, and cheap to make in bulk."""
     salt = zlib.crc32(org.encode())
-    return [f"prod_{((n * _GOLDEN) & _MASK) ^ salt:08x}" for n in range(first, first + count)]
+    return ["prod_%08x" % (((n * _GOLDEN) & _MASK) ^ salt) for n in range(first, first + count)]
 
 
 def new_guid() -> str:

@@ -6,6 +6,7 @@ CLI) or inject an engine with ``Ledger(engine)``; every database failure is rais
 """
 
 from pipelines.ledger.ledger import Ledger
+from pipelines.ledger.locks import Lock, lock_holder
 from pipelines.ledger.models import (
     ACKED_STATUSES,
     BATCH_STATUSES,
@@ -30,9 +31,11 @@ __all__ = [
     "BatchInfo",
     "BatchStatus",
     "Ledger",
+    "Lock",
     "RecordEvent",
     "RecordState",
     "RecordStatus",
     "RunInfo",
     "RunStatus",
+    "lock_holder",
 ]

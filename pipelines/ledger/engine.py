@@ -62,22 +62,28 @@ def _reason(exc: Exception, secret: str | None) -> str:
     return text.replace(secret, "***") if secret else text
 
 
-def build_engine(url: str) -> sa.Engine:
+def build_engine(url: str, *, create: bool = True) -> sa.Engine:
     """An engine tuned for the ledger: SQLite files get WAL and a 30 s busy timeout,
-    servers get pre-pinged pool connections. Raises LedgerError on a bad URL."""
+    servers get pre-pinged pool connections. Raises LedgerError on a bad URL, and for a
+    SQLite file that does not exist unless ``create``."""
     # make_url() quotes the whole unparseable string in its error, password and all.
     # A bad port is a plain ValueError.
     with translate_errors("<the given URL>", reason=_NOT_A_URL, also=(ValueError,)):
         parsed = sa.make_url(url)
     with translate_errors(display_url(parsed), parsed.password):
         if parsed.get_backend_name() == "sqlite":
-            return _sqlite_engine(parsed)
+            return _sqlite_engine(parsed, create)
         return sa.create_engine(parsed, pool_pre_ping=True)
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, create: bool) -> sa.Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file:")
+    if not in_memory and not create and not Path(database).expanduser().exists():
+        raise LedgerError(
+            f"run ledger at {display_url(url)}: the file does not exist, so no run has been "
+            "recorded there (is this the directory, NYMBLE_SYNC_HOME or ledger URL the runs use?)"
+        )
     if not in_memory:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"timeout": _SQLITE_BUSY_MS / 1000})

@@ -6,7 +6,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Self
 
@@ -19,6 +19,7 @@ from pipelines.ledger.bulk import DriverStatements
 from pipelines.ledger.compaction import compact_scope
 from pipelines.ledger.engine import SUPPORTED_DIALECTS, build_engine, display_url, translate_errors
 from pipelines.ledger.history import find_events, latest_states
+from pipelines.ledger.locks import Lock, acquire
 from pipelines.ledger.models import (
     BATCH_STATUSES,
     RUN_STATUSES,
@@ -54,6 +55,7 @@ class Ledger:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+        self._locks: list[Lock] = []
         self._statements = DriverStatements(engine.dialect)
         if engine.dialect.name not in SUPPORTED_DIALECTS:
             raise LedgerError(
@@ -77,9 +79,13 @@ class Ledger:
             )
 
     @classmethod
-    def connect(cls, url: str) -> Ledger:
-        """Open (and if needed create) the ledger at ``url``; the ledger owns the engine."""
-        engine = build_engine(url)
+    def connect(cls, url: str, *, create: bool = True) -> Ledger:
+        """Open (and if needed create) the ledger at ``url``; the ledger owns the engine.
+
+        With ``create=False`` a SQLite file that does not exist is a LedgerError, not a
+        new empty ledger: for commands that only read.
+        """
+        engine = build_engine(url, create=create)
         try:
             return cls(engine)
         except BaseException:
@@ -87,8 +93,13 @@ class Ledger:
             raise
 
     def close(self) -> None:
-        """Close pooled connections. The engine stays usable, so closing twice is harmless."""
-        self._engine.dispose()
+        """Release the locks still held, close pooled connections. The engine stays usable,
+        so closing twice is harmless."""
+        try:
+            for lock in self._held_locks():
+                lock.release()
+        finally:
+            self._engine.dispose()
 
     def __enter__(self) -> Self:
         return self
@@ -100,14 +111,45 @@ class Ledger:
     def url_for_display(self) -> str:
         return display_url(self._engine.url)
 
+    def _translate(self) -> AbstractContextManager[None]:
+        # Arrow errors here can only come from reading a damaged outcome blob.
+        secret = self._engine.url.password
+        return translate_errors(self.url_for_display, secret, also=(pa.ArrowException,))
+
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
         """A connection in a transaction that commits on success."""
-        secret = self._engine.url.password
-        # Arrow errors here can only come from reading a damaged outcome blob.
-        translate = translate_errors(self.url_for_display, secret, also=(pa.ArrowException,))
-        with translate, self._engine.begin() as conn:
+        with self._translate(), self._engine.begin() as conn:
             yield conn
+
+    # --- locks: one run per job and target at a time ------------------------------------
+
+    def acquire_lock(
+        self, *, job: str, target_id: str, holder: str, stale_after_s: float = 120
+    ) -> Lock:
+        """Take the lock on (job, target_id) or raise LockHeld naming its holder and since
+        when; see :func:`pipelines.ledger.locks.acquire`. Runs begun on this ledger for the
+        same job and target are named in the lock, :meth:`heartbeat` raises LockHeld if it
+        was lost, and :meth:`close` releases what is still held.
+        """
+        lock = acquire(
+            self._engine,
+            self._translate,
+            job=job,
+            target_id=target_id,
+            holder=holder,
+            stale_after_s=stale_after_s,
+        )
+        self._locks.append(lock)
+        return lock
+
+    def _held_locks(self, job: str | None = None, target_id: str | None = None) -> list[Lock]:
+        self._locks = [lock for lock in self._locks if lock.held]
+        return [
+            lock
+            for lock in self._locks
+            if job in (None, lock.job) and target_id in (None, lock.target_id)
+        ]
 
     # --- runs ---------------------------------------------------------------------------
 
@@ -131,10 +173,18 @@ class Ledger:
         }
         with self._begin() as conn:
             result = conn.execute(sa.insert(runs).values(values))
-        return int(result.inserted_primary_key[0])
+        run_id = int(result.inserted_primary_key[0])
+        for lock in self._held_locks(job, target_id):
+            lock.attach_run(run_id)
+        return run_id
 
     def heartbeat(self, run_id: int) -> None:
-        """Mark the run alive now, so a stale heartbeat can tell a crash from a slow run."""
+        """Mark the run alive now, so a stale heartbeat can tell a crash from a slow run.
+
+        Raises LockHeld if a lock this ledger holds was lost to another process.
+        """
+        for lock in self._held_locks():
+            lock.check()
         self._update_run(run_id, heartbeat_at=_now())
 
     def finish_run(

@@ -19,6 +19,7 @@ __all__ = [
     "batch_outcomes",
     "batches",
     "ensure_schema",
+    "locks",
     "meta",
     "metadata",
     "runs",
@@ -146,13 +147,31 @@ watermarks = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# One row per (job, target) while a run holds it; ``token`` tells this holder's row from a
+# later one after a takeover, since ``holder`` (pid@host) can repeat.
+locks = sa.Table(
+    "nymble_locks",
+    metadata,
+    sa.Column("job", sa.String(200), primary_key=True),
+    sa.Column("target_id", sa.String(128), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("token", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.BigInteger()),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime(), nullable=False),
+)
+
 
 def ensure_schema(conn: sa.Connection) -> int:
     """Create the tables of an empty database; return the schema version the database records.
 
-    A database of another version is left as it is, for the caller to refuse.
+    A database of another version is left as it is, for the caller to refuse. Tables added
+    without changing the layout of existing ones (``nymble_locks``) are created in a
+    database of the current version that lacks them.
     """
     found = _recorded_version(conn) if sa.inspect(conn).has_table(meta.name) else None
+    if found == SCHEMA_VERSION:
+        locks.create(conn, checkfirst=True)
     if found is not None:
         return found
     metadata.create_all(conn, checkfirst=True)

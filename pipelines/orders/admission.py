@@ -1,0 +1,150 @@
+"""Admission for orders and customers: the ordered, stateful part of a run.
+
+Per chunk, on the main thread: rows repeating a key seen earlier in the run are rejected
+(externalId, and an order's orderNumber, which the API also matches on, §3.5); orders whose
+customer or SKUs the target does not know are rejected naming them, and since they were
+never acknowledged, change detection sends them on the first run after the reference
+exists; everything is counted; records whose content differs from the acknowledged state
+are returned for sending.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.batching import Pending
+from pipelines.diff import AckedState
+from pipelines.records import key_hashes
+from pipelines.rejects import RejectsWriter
+from pipelines.summary import RunSummary
+from pipelines.validate import Failure, KeyTracker, split_rejects
+
+from .mapping import per_order
+from .prepare import Prepared
+from .references import KnownValues
+
+__all__ = ["Admission", "References"]
+
+_REFERENCE_RULES = ("unknown_customer", "unknown_sku")
+
+
+class References:
+    """The customers and SKUs known at the target, with the source columns to name."""
+
+    def __init__(self, customers: KnownValues, skus: KnownValues, customer_column: str,
+                 sku_column: str):  # fmt: skip
+        self.customers, self.skus = customers, skus
+        self.customer_column, self.sku_column = customer_column, sku_column
+
+    def failures(self, p: Prepared, ok: np.ndarray) -> list[Failure]:
+        found = []
+        customers = p.customers
+        hashes = key_hashes(customers)
+        unknown = ok & self.customers.unknown(customers, hashes)
+        if unknown.any():
+            found.append(Failure(unknown, self.customer_column, customers, "unknown_customer",
+                                 "is not a customer the target knows; the order is sent by the "
+                                 "first run after the customer is created"))  # fmt: skip
+        skus, offsets = p.skus, p.sku_offsets
+        of_ok = np.repeat(ok & ~unknown, np.diff(offsets))
+        if of_ok.any():
+            codes = pc.dictionary_encode(skus)  # hash each distinct SKU once
+            distinct = codes.dictionary
+            unknown_sku = self.skus.unknown(distinct, key_hashes(distinct))
+            missing = unknown_sku[codes.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+            missing &= of_ok & pc.is_valid(skus).to_numpy(zero_copy_only=False)
+            if missing.any():
+                found.append(per_order(Failure(
+                    missing, self.sku_column, skus, "unknown_sku",
+                    "is not a SKU the target knows; the order is sent by the first run after "
+                    "the product exists"), offsets))  # fmt: skip
+        return found
+
+
+class Admission:
+    def __init__(
+        self,
+        *,
+        key_column: str,
+        unique_columns: dict[str, str],
+        state: AckedState,
+        rejects: RejectsWriter,
+        summary: RunSummary,
+        references: References | None = None,
+        watermark_column: str | None = None,
+    ):
+        self.state, self.rejects, self.summary = state, rejects, summary
+        self.references, self.watermark_column = references, watermark_column
+        self.ids = KeyTracker("externalId", key_column)
+        self.unique = {f: KeyTracker(f, column) for f, column in unique_columns.items()}
+        self.lines = self.line_rejects = 0
+        self.hold_back = None  # lowest watermark value of an order waiting for a reference
+
+    def admit(self, p: Prepared) -> Pending:
+        chunk = p.chunk
+        self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
+        self.lines += p.lines
+        self.line_rejects += len(getattr(chunk, "line_rejects", ()))
+        failures = p.failures + self._duplicates(p)
+        if self.references is not None and len(chunk.table):
+            waiting = self.references.failures(p, _ok(p.passed, failures))
+            self._hold(chunk.table, waiting)
+            failures += waiting
+        ids_table = pa.table({"externalId": p.ids})
+        kept, rows, rejects = split_rejects(ids_table, chunk.rows, failures, source=chunk.source)
+        self.summary.rejected += len(chunk.rejects) + len(chunk.table) - len(kept)
+        found = [*chunk.rejects, *getattr(chunk, "line_rejects", ()), *rejects]
+        self.rejects.write(sorted(found, key=lambda r: r.row or 0))
+        keep = _ok(np.ones(len(chunk.table), dtype=bool), failures)
+        among_passed = keep[p.passed]
+        bodies = p.bodies if among_passed.all() else [
+            b for b, k in zip(p.bodies, among_passed, strict=True) if k]  # fmt: skip
+        keys, hashes = p.keys[keep], p.hashes[among_passed]
+        same = self.state.unchanged(keys, hashes)
+        self.summary.unchanged += int(same.sum())
+        send = np.nonzero(~same)[0]
+        ids = kept.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()
+        return Pending(ids, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
+
+    def _duplicates(self, p: Prepared) -> list[Failure]:
+        """One row per key (and per orderNumber) in a run; a later one is rejected naming the
+        first. Order numbers match case-insensitively, as the API matches them."""
+        ok, found = p.passed.copy(), []
+        trackers = [(self.ids, p.ids, p.keys)]
+        trackers += [(self.unique[f], values, keys) for f, (values, keys) in p.unique.items()]
+        for tracker, values, keys in trackers:
+            dup = tracker.check(values, keys, p.chunk.rows, ok)
+            if dup is not None:
+                found.append(dup)
+                ok &= ~dup.mask
+        return found
+
+    def _hold(self, table: pa.Table, waiting: list[Failure]) -> None:
+        """Remember the lowest watermark among orders waiting for a reference: the stored
+        watermark must not pass them, or an incremental run would never read them again."""
+        if not waiting or self.watermark_column is None:
+            return
+        mask = np.logical_or.reduce([f.mask for f in waiting])
+        low = pc.min(table.column(self.watermark_column).filter(pa.array(mask))).as_py()
+        if low is not None and (self.hold_back is None or low < self.hold_back):
+            self.hold_back = low
+
+
+def _ok(base: np.ndarray, failures: list[Failure]) -> np.ndarray:
+    ok = base.copy()
+    for failure in failures:
+        ok &= ~failure.mask
+    return ok
+
+
+def watermark_text(value) -> str | None:
+    """A watermark value as text any backend parses back (as ``sql_source`` stores it)."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    return None if value is None else str(value)
