@@ -174,7 +174,7 @@ class Gatekeeper:
         )
 
     def _columns(self) -> set[str]:
-        return {s.column for s in self.expectations if s.column}
+        return {"externalId"} | {s.column for s in self.expectations if s.column}
 
     def _enforce(self, results: list[GateResult]) -> None:
         self.results.extend(results)

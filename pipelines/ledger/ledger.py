@@ -268,11 +268,12 @@ class Ledger:
             return [BatchInfo.from_row(row) for row in conn.execute(query)]
 
     def last_successful_run(self, *, job: str, target_id: str, entity: str) -> RunInfo | None:
-        """The newest run of this job, target and entity that ended 'succeeded'."""
+        """The newest run of this job, target and entity that read its whole feed: ended
+        'succeeded', or 'partial' (finished, with some rows rejected or failed)."""
         query = (
             sa.select(runs)
             .where(runs.c.job == job, runs.c.target_id == target_id, runs.c.entity == entity)
-            .where(runs.c.status == "succeeded")
+            .where(runs.c.status.in_(("succeeded", "partial")))
             .order_by(runs.c.run_id.desc())
             .limit(1)
         )
