@@ -66,8 +66,17 @@ batch: {{max_items: {batch}, concurrency: {concurrency}}}
 
 def start_emulator(db: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "pipelines.emulator", "--port", str(port),
-           "--api-key", f"{KEY}=org_bench", "--db", str(db)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.emulator",
+        "--port",
+        str(port),
+        "--api-key",
+        f"{KEY}=org_bench",
+        "--db",
+        str(db),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
@@ -103,10 +112,24 @@ def erp_rows(lines: int, skus: list[str]):
     while made < lines:
         order_id += 1
         placed = start + timedelta(minutes=7 * order_id)
-        orders.append((order_id, f"SO-{1_000_000 + order_id}", rng.choice(customers)[0],
-                       placed.strftime(ERP_DATE), rng.choice("CCCSSXO"), f"PO-{order_id % 99991}",
-                       rng.choice(["EDI", "Web", "Phone"]), "USD", "NET30", None, "UPS Ground",
-                       "12.00", "SR-019", (placed + timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S")))  # fmt: skip
+        orders.append(
+            (
+                order_id,
+                f"SO-{1_000_000 + order_id}",
+                rng.choice(customers)[0],
+                placed.strftime(ERP_DATE),
+                rng.choice("CCCSSXO"),
+                f"PO-{order_id % 99991}",
+                rng.choice(["EDI", "Web", "Phone"]),
+                "USD",
+                "NET30",
+                None,
+                "UPS Ground",
+                "12.00",
+                "SR-019",
+                (placed + timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S"),
+            )
+        )
         count = min(rng.randint(1, 7), lines - made)
         for line_no, sku in enumerate(rng.sample(skus, count), start=1):
             price = f"{rng.randint(100, 99999) / 100:.2f}" if line_no != 3 else "12.345"
@@ -150,9 +173,13 @@ def postgres_erp(lines: int, skus: list[str]) -> str:
     url = f"{PG_URL}{sep}options=-csearch_path%3D{SCHEMA}_{lines}"
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
-        exists = conn.scalar(sa.text("SELECT count(*) FROM information_schema.tables WHERE "
-                                     "table_schema = :s AND table_name = 'order_lines'"),
-                             {"s": f"{SCHEMA}_{lines}"})  # fmt: skip
+        exists = conn.scalar(
+            sa.text(
+                "SELECT count(*) FROM information_schema.tables WHERE "
+                "table_schema = :s AND table_name = 'order_lines'"
+            ),
+            {"s": f"{SCHEMA}_{lines}"},
+        )
     if not exists:
         orders, order_lines = erp_rows(lines, skus)
         with engine.begin() as conn:
@@ -186,9 +213,13 @@ def child(job: str, url: str, target: str, state: str) -> None:
     from pipelines.app import SyncSettings
     from pipelines.orders.run import sync_entity
 
-    settings = SyncSettings(job_path=Path(job), target=target, state_dir=Path(state),
-                            environ={"NYMBLE_API_KEY": KEY, "ERP_DATABASE_URL": url},
-                            log=lambda _: None)  # fmt: skip
+    settings = SyncSettings(
+        job_path=Path(job),
+        target=target,
+        state_dir=Path(state),
+        environ={"NYMBLE_API_KEY": KEY, "ERP_DATABASE_URL": url},
+        log=lambda _: None,
+    )
     print(json.dumps(sync_entity(settings).to_dict()))
 
 
@@ -212,8 +243,20 @@ def measure(lines: int, backend: str, args) -> dict:
     emulator, target = start_emulator(state / "emulator.sqlite")
     try:
         env = {**os.environ, "NYMBLE_API_KEY": KEY, "NYMBLE_SYNC_HOME": str(state)}
-        subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "mappings/products.yml",
-                        "--target", target], env=env, check=False, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipelines.cli",
+                "run",
+                "mappings/products.yml",
+                "--target",
+                target,
+            ],
+            env=env,
+            check=False,
+            capture_output=True,
+        )
         run(Path("mappings/customers.yml"), "", target, state)
         skus = skus_at(target)
         url = sqlite_erp(lines, skus) if backend == "sqlite" else postgres_erp(lines, skus)
@@ -230,14 +273,20 @@ def measure(lines: int, backend: str, args) -> dict:
 def report(result: dict) -> None:
     full, again = result["full"], result["again"]
     lines = result["lines"]
-    print(f"\n{lines:,} lines from {result['backend']}: {full['rows_read']:,} orders, "
-          f"created {full['created']:,}, rejected {full['rejected']:,}, "
-          f"requests {full['requests']:,}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print(f"  full import {full['wall_s']:7.2f} s wall  {lines / full['wall_s']:>9,.0f} lines/s"
-          f"  ({lines / full['elapsed_s']:,.0f}/s inside the run)"
-          f"  peak RSS {full['peak_rss_mb']:6.0f} MB")  # fmt: skip
-    print(f"  second run  {again['wall_s']:7.2f} s wall, read {again['rows_read']:,} orders, "
-          f"sent {again['sent']:,}")  # fmt: skip
+    print(
+        f"\n{lines:,} lines from {result['backend']}: {full['rows_read']:,} orders, "
+        f"created {full['created']:,}, rejected {full['rejected']:,}, "
+        f"requests {full['requests']:,}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"  full import {full['wall_s']:7.2f} s wall  {lines / full['wall_s']:>9,.0f} lines/s"
+        f"  ({lines / full['elapsed_s']:,.0f}/s inside the run)"
+        f"  peak RSS {full['peak_rss_mb']:6.0f} MB"
+    )
+    print(
+        f"  second run  {again['wall_s']:7.2f} s wall, read {again['rows_read']:,} orders, "
+        f"sent {again['sent']:,}"
+    )
 
 
 def main() -> None:
@@ -258,8 +307,10 @@ def main() -> None:
         rss = {r["lines"]: r["full"]["peak_rss_mb"] for r in results if r["backend"] == backend}
         if len(rss) > 1:
             small, large = rss[min(rss)], rss[max(rss)]
-            print(f"{backend}: peak RSS {max(rss):,} lines / {min(rss):,} lines = "
-                  f"{large / small:.2f}x")  # fmt: skip
+            print(
+                f"{backend}: peak RSS {max(rss):,} lines / {min(rss):,} lines = "
+                f"{large / small:.2f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -268,6 +268,8 @@ class _Run:
         )
         path = self.options.source or self.job.source.path
         self.summary.source_size = source_size(path, self.job.source.type)
+        if partial_feed(self.options):  # a chosen subset is small on purpose
+            return gate
         last = self.ledger.last_successful_run(
             job=self.job.job, target_id=self.target.id, entity=self.job.entity
         )

@@ -23,11 +23,18 @@ CUSTOMERS = Path("mappings/customers.yml")
 PRODUCTS = Path("mappings/products.yml")
 
 
-def run_entity(job: Path, emulator, tmp_path: Path, *, url: str | None = None, **options
-               ) -> RunSummary:  # fmt: skip
+def run_entity(
+    job: Path, emulator, tmp_path: Path, *, url: str | None = None, **options
+) -> RunSummary:
     environ = {"NYMBLE_API_KEY": API_KEY, "ERP_DATABASE_URL": url or f"sqlite:///{ERP}"}
-    settings = SyncSettings(job_path=job, target=emulator.base_url, state_dir=tmp_path / "state",
-                            environ=environ, log=lambda _: None, **options)  # fmt: skip
+    settings = SyncSettings(
+        job_path=job,
+        target=emulator.base_url,
+        state_dir=tmp_path / "state",
+        environ=environ,
+        log=lambda _: None,
+        **options,
+    )
     return sync_entity(settings)
 
 

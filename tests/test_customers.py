@@ -28,7 +28,10 @@ def test_customers_are_upserted_one_by_one_and_then_left_alone(emulator, api, tm
     for number in ["CUST-0001", "CUST-0003", "CUST-0150", "CUST-0300"]:
         got, row = api.get(f"/api/customers/{number}").json(), rows[number]
         assert (got["companyName"], got["companyEmail"], got["pricing"]) == (
-            row["company_name"], row["email"], row["price_tier"])  # fmt: skip
+            row["company_name"],
+            row["email"],
+            row["price_tier"],
+        )
         assert got["active"] is True
         assert got.get("repNumber") == (row["rep_number"] or None)
     puts = emulator.stats()["requests"]["PUT /api/customers"]
@@ -44,8 +47,11 @@ def test_a_changed_customer_is_sent_again_and_a_bad_one_rejected(emulator, api, 
     run_entity(job, emulator, tmp_path)
     text = source.read_text(encoding="utf-8")
     text = text.replace("CUST-0001,Cedar Building Supply,", "CUST-0001,Cedar Building Supply Co,")
-    text = text.replace("Frontier Industrial Supply,orders@frontierindustri.example,",
-                        "Frontier Industrial Supply,,", 1)  # CUST-0004: no email
+    text = text.replace(
+        "Frontier Industrial Supply,orders@frontierindustri.example,",
+        "Frontier Industrial Supply,,",
+        1,
+    )  # CUST-0004: no email
     source.write_text(text, encoding="utf-8")
     second = run_entity(job, emulator, tmp_path)
     assert (second.updated, second.rejected, second.unchanged) == (1, 1, 298)
@@ -55,9 +61,12 @@ def test_a_changed_customer_is_sent_again_and_a_bad_one_rejected(emulator, api, 
 
 
 def test_customers_from_sql_with_a_watermark(emulator, api, tmp_path):
-    job = edited_job(tmp_path, CUSTOMERS, source={"type": "sql", "url_env": "ERP_DATABASE_URL",
-                     "query": "sql/customers.sql"}, watermark={"column": "updated_at",
-                     "overlap": "1h"})  # fmt: skip
+    job = edited_job(
+        tmp_path,
+        CUSTOMERS,
+        source={"type": "sql", "url_env": "ERP_DATABASE_URL", "query": "sql/customers.sql"},
+        watermark={"column": "updated_at", "overlap": "1h"},
+    )
     first = run_entity(job, emulator, tmp_path)
     assert first.created == 300
     second = run_entity(job, emulator, tmp_path)

@@ -80,7 +80,7 @@ def test_mass_deactivation_is_refused_before_anything_is_sent(emulator, api, tmp
     held = all_products(api)
     gone = [sku for sku in drop_rows(source, lambda i: i % 5 >= 2) if sku in held]  # 40%
     requests = bulk_requests(emulator)
-    with pytest.raises(GateFailed) as refused:
+    with pytest.raises(GateFailed) as refused:  # decided before the feed is even read
         run_sync(job, emulator, tmp_path)
     message = str(refused.value)
     assert refused.value.exit_code == EXIT_GATE == 4
@@ -89,7 +89,9 @@ def test_mass_deactivation_is_refused_before_anything_is_sent(emulator, api, tmp
     assert bulk_requests(emulator) == requests
     assert all_products(api) == held  # nothing changed at all
 
-    allowed = run_sync(job, emulator, tmp_path, allow_mass_deactivate=True)
+    allowed = run_sync(
+        job, emulator, tmp_path, allow_mass_deactivate=True, override_gates=("row_count",)
+    )
     assert allowed.deactivated == len(gone)
     held = all_products(api)
     assert all(held[sku]["active"] is False for sku in gone)
@@ -113,7 +115,7 @@ def test_keep_is_the_default_and_leaves_vanished_products_alone(emulator, api, t
     run_sync(job, emulator, tmp_path)
     before = {k: p["active"] for k, p in all_products(api).items()}
     drop_rows(source, lambda i: i >= 1000)
-    summary = run_sync(job, emulator, tmp_path)
+    summary = run_sync(job, emulator, tmp_path, override_gates=("row_count",))  # shrank on purpose
     assert summary.deactivated == 0
     assert {k: p["active"] for k, p in all_products(api).items()} == before
 

@@ -85,8 +85,9 @@ def test_an_order_waiting_for_its_sku_lands_once_the_product_exists(emulator, ap
     catalog = tmp_path / "more.csv"
     header = (SAMPLE / "products.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     catalog.write_text(header + "\nDIS-99999-XX,Display,,Display,9.99,8.00,,5,1,1,lb,,A,,\n")
-    products = edited_job(tmp_path, Path("mappings/products.yml"), "more.yml",
-                          source__path=str(catalog), job="more")  # fmt: skip
+    products = edited_job(
+        tmp_path, Path("mappings/products.yml"), "more.yml", source__path=str(catalog), job="more"
+    )
     from helpers import run_sync
 
     assert run_sync(products, emulator, tmp_path).created == 1
@@ -105,8 +106,9 @@ def test_a_status_change_in_the_source_reimports_as_an_update(emulator, api, tmp
     job = edited_job(tmp_path, ORDERS_CSV, source__path=str(source))
     run_entity(job, emulator, tmp_path)
     assert order(api, "SO-100001")["orderStatus"] == "Shipped"
-    text = source.read_text(encoding="utf-8").replace("\n1,SO-100001,CUST-0192,01/02/2023 01:58,S,",
-                                                      "\n1,SO-100001,CUST-0192,01/02/2023 01:58,X,")
+    text = source.read_text(encoding="utf-8").replace(
+        "\n1,SO-100001,CUST-0192,01/02/2023 01:58,S,", "\n1,SO-100001,CUST-0192,01/02/2023 01:58,X,"
+    )
     source.write_text(text, encoding="utf-8")
     second = run_entity(job, emulator, tmp_path)
     assert (second.updated, second.created, second.unchanged) == (1, 0, CSV_GOOD - 1)
@@ -171,7 +173,9 @@ def test_sql_import_matches_the_csv_import_on_every_backend(emulator, api, tmp_p
     assert order(api, "SO-100303")["items"][0]["price"] == Decimal("12.345")
     with sqlite3.connect(ERP) as db:
         (date_text,) = db.execute("SELECT order_date FROM orders WHERE order_id = 4321").fetchone()
-    local = datetime.strptime(date_text, "%m/%d/%Y %H:%M").replace(tzinfo=ZoneInfo("America/Chicago"))
+    local = datetime.strptime(date_text, "%m/%d/%Y %H:%M").replace(
+        tzinfo=ZoneInfo("America/Chicago")
+    )
     want = local.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert order(api, "SO-104321")["orderDate"] == want
 
@@ -187,12 +191,19 @@ def test_incremental_sql_reads_from_the_watermark_minus_the_overlap(emulator, ap
     held = ledger.get_watermark(job="orders_sql", target_id=target_id)
     # orders waiting for a SKU or customer hold the watermark back, so the next run reads them
     assert held is not None and held < "2025-01-01"
-    missing = {r["value"].split(": ")[-1] for r in rejects_by_id(first.rejects_path).values()
-               if r["rule"] == "unknown_sku"}  # fmt: skip
+    missing = {
+        r["value"].split(": ")[-1]
+        for r in rejects_by_id(first.rejects_path).values()
+        if r["rule"] == "unknown_sku"
+    }
     for sku in missing:
         assert api.put("/api/products", json={"sku": sku, "name": sku, "price": 1}).is_success
-    body = {"customerNumber": "CUST-0999", "companyName": "X", "companyEmail": "x@y.z",
-            "pricing": "Retail"}  # fmt: skip
+    body = {
+        "customerNumber": "CUST-0999",
+        "companyName": "X",
+        "companyEmail": "x@y.z",
+        "pricing": "Retail",
+    }
     assert api.put("/api/customers", json=body).is_success
     second = run_entity(ORDERS_SQL, emulator, tmp_path, url=url)
     assert second.created == len(missing) and second.created > 0 or second.created > 30
@@ -200,8 +211,10 @@ def test_incremental_sql_reads_from_the_watermark_minus_the_overlap(emulator, ap
     with sqlite3.connect(erp) as db:
         (latest,) = db.execute("SELECT max(updated_at) FROM orders").fetchone()
         assert top == latest
-        db.execute("UPDATE orders SET status = 'X', updated_at = '2030-01-01 00:00:00' "
-                   "WHERE order_id = 4000")  # fmt: skip
+        db.execute(
+            "UPDATE orders SET status = 'X', updated_at = '2030-01-01 00:00:00' "
+            "WHERE order_id = 4000"
+        )
     third = run_entity(ORDERS_SQL, emulator, tmp_path, url=url)
     # only the edited order and those within the hour's overlap are read; the overlap, unchanged,
     # is not sent again
@@ -215,8 +228,14 @@ def test_incremental_sql_reads_from_the_watermark_minus_the_overlap(emulator, ap
 def test_denormalized_sql_rows_give_the_same_orders(emulator, api, tmp_path):
     prepare_target(emulator, tmp_path)
     run_entity(ORDERS_SQL, emulator, tmp_path)
-    job = edited_job(tmp_path, ORDERS_SQL, source__query="sql/orders_denormalized.sql",
-                     source__chunk_rows=777, items__source=None, watermark=None)  # fmt: skip
+    job = edited_job(
+        tmp_path,
+        ORDERS_SQL,
+        source__query="sql/orders_denormalized.sql",
+        source__chunk_rows=777,
+        items__source=None,
+        watermark=None,
+    )
     again = run_entity(job, emulator, tmp_path, full=False)
     assert again.rows_read == 5000 and again.created + again.updated == 0
     assert again.unchanged == 5000 - again.rejected
@@ -229,8 +248,11 @@ def _chunks(table: pa.Table, size: int, first_row: int = 2) -> list[Chunk]:
     import numpy as np
 
     return [
-        Chunk(table.slice(i, size), np.arange(i + first_row, i + first_row + min(size, len(table) - i)),
-              "t")  # fmt: skip
+        Chunk(
+            table.slice(i, size),
+            np.arange(i + first_row, i + first_row + min(size, len(table) - i)),
+            "t",
+        )
         for i in range(0, len(table), size)
     ]
 
@@ -243,22 +265,26 @@ EXPECTED = {1: ["p", "q"], 2: ["r"], 3: ["s", "t", "u"], 5: [], 8: ["w"]}  # 4: 
 def _as_dict(chunks) -> dict:
     out = {}
     for chunk in chunks:
-        for key, items in zip(chunk.table["k"].to_pylist(), chunk.table[ITEMS].to_pylist(),
-                              strict=True):  # fmt: skip
+        for key, items in zip(
+            chunk.table["k"].to_pylist(), chunk.table[ITEMS].to_pylist(), strict=True
+        ):
             out[key if not isinstance(key, str) else int(key)] = [i["sku"] for i in items]
     return out
 
 
 @pytest.mark.parametrize("header_rows,line_rows", [(1, 1), (2, 3), (5, 8), (3, 2)])
 def test_merge_carries_lines_across_chunk_boundaries(header_rows, line_rows):
-    merged = merge_sorted(_chunks(HEADERS, header_rows), _chunks(LINES, line_rows), "k", "k",
-                          ["sku"])  # fmt: skip
+    merged = merge_sorted(
+        _chunks(HEADERS, header_rows), _chunks(LINES, line_rows), "k", "k", ["sku"]
+    )
     assert _as_dict(merged) == EXPECTED
 
 
 @pytest.mark.parametrize("rows", [1, 2, 3, 8])
 def test_denormalized_rows_carry_the_last_order_to_the_next_chunk(rows):
-    flat = pa.table({"k": [1, 1, 2, 3, 3, 3, 5, 8], "sku": ["p", "q", "r", "s", "t", "u", None, "w"]})
+    flat = pa.table(
+        {"k": [1, 1, 2, 3, 3, 3, 5, 8], "sku": ["p", "q", "r", "s", "t", "u", None, "w"]}
+    )
     assert _as_dict(group_sorted(_chunks(flat, rows), "k", ["sku"])) == EXPECTED
 
 
@@ -268,8 +294,14 @@ def test_spilled_files_in_any_order_group_the_same(parts):
     shuffled = [LINES.take([i]) for i in rng.sample(range(len(LINES)), len(LINES))]
     lines = pa.concat_tables(shuffled).cast(pa.schema([("k", pa.string()), ("sku", pa.string())]))
     headers = HEADERS.cast(pa.schema([("k", pa.string()), ("h", pa.string())]))
-    grouped = spill_grouped(_chunks(headers, 2), _chunks(lines, 3), key="k", line_key="k",
-                            item_columns=["sku"], parts=parts)  # fmt: skip
+    grouped = spill_grouped(
+        _chunks(headers, 2),
+        _chunks(lines, 3),
+        key="k",
+        line_key="k",
+        item_columns=["sku"],
+        parts=parts,
+    )
     # an order's lines keep the lines file's row order
     assert {k: sorted(v) for k, v in _as_dict(grouped).items()} == EXPECTED
 
@@ -290,8 +322,13 @@ def test_day_month_dates_without_a_format_are_a_configuration_error(emulator, tm
 
 
 def test_job_file_mistakes_are_reported_at_once(tmp_path):
-    job = edited_job(tmp_path, ORDERS_CSV, timezone="America/Chicgo", watermark={"column": "u"},
-                     fields__orderStaus="status")  # fmt: skip
+    job = edited_job(
+        tmp_path,
+        ORDERS_CSV,
+        timezone="America/Chicgo",
+        watermark={"column": "u"},
+        fields__orderStaus="status",
+    )
     with pytest.raises(JobFileError) as caught:
         load_entity_job(job)
     text = str(caught.value)

@@ -35,34 +35,41 @@ _REFERENCE_RULES = ("unknown_customer", "unknown_sku")
 class References:
     """The customers and SKUs known at the target, with the source columns to name."""
 
-    def __init__(self, customers: KnownValues, skus: KnownValues, customer_column: str,
-                 sku_column: str):  # fmt: skip
+    def __init__(
+        self, customers: KnownValues, skus: KnownValues, customer_column: str, sku_column: str
+    ):
         self.customers, self.skus = customers, skus
         self.customer_column, self.sku_column = customer_column, sku_column
 
     def failures(self, p: Prepared, ok: np.ndarray) -> list[Failure]:
-        found = []
-        customers = p.customers
-        hashes = key_hashes(customers)
-        unknown = ok & self.customers.unknown(customers, hashes)
-        if unknown.any():
-            found.append(Failure(unknown, self.customer_column, customers, "unknown_customer",
-                                 "is not a customer the target knows; the order is sent by the "
-                                 "first run after the customer is created"))  # fmt: skip
-        skus, offsets = p.skus, p.sku_offsets
-        of_ok = np.repeat(ok & ~unknown, np.diff(offsets))
+        """Orders among ``ok`` whose customer, or else one of whose SKUs, is unknown."""
+        customers = self._customers(p.customers, ok)
+        skus = self._skus(p.skus, p.sku_offsets, ok & ~customers.mask)
+        return [f for f in (customers, skus) if f.mask.any()]
+
+    def _customers(self, numbers: pa.Array, ok: np.ndarray) -> Failure:
+        unknown = ok & self.customers.unknown(numbers, key_hashes(numbers))
+        return Failure(unknown, self.customer_column, numbers, "unknown_customer", _WAIT_CUSTOMER)
+
+    def _skus(self, skus: pa.Array, offsets: np.ndarray, ok: np.ndarray) -> Failure:
+        of_ok = np.repeat(ok, np.diff(offsets)) & pc.is_valid(skus).to_numpy(zero_copy_only=False)
+        missing = np.zeros(len(skus), dtype=bool)
         if of_ok.any():
-            codes = pc.dictionary_encode(skus)  # hash each distinct SKU once
+            codes = pc.dictionary_encode(skus)  # each distinct SKU is looked up once
             distinct = codes.dictionary
-            unknown_sku = self.skus.unknown(distinct, key_hashes(distinct))
-            missing = unknown_sku[codes.indices.fill_null(0).to_numpy(zero_copy_only=False)]
-            missing &= of_ok & pc.is_valid(skus).to_numpy(zero_copy_only=False)
-            if missing.any():
-                found.append(per_order(Failure(
-                    missing, self.sku_column, skus, "unknown_sku",
-                    "is not a SKU the target knows; the order is sent by the first run after "
-                    "the product exists"), offsets))  # fmt: skip
-        return found
+            unknown = self.skus.unknown(distinct, key_hashes(distinct))
+            missing = unknown[codes.indices.fill_null(0).to_numpy(zero_copy_only=False)] & of_ok
+        failure = Failure(missing, self.sku_column, skus, "unknown_sku", _WAIT_SKU)
+        return per_order(failure, offsets)
+
+
+_WAIT_CUSTOMER = (
+    "is not a customer the target knows; the order is sent by the first run after the "
+    "customer exists"
+)
+_WAIT_SKU = (
+    "is not a SKU the target knows; the order is sent by the first run after the product exists"
+)
 
 
 class Admission:
@@ -101,8 +108,11 @@ class Admission:
         self.rejects.write(sorted(found, key=lambda r: r.row or 0))
         keep = _ok(np.ones(len(chunk.table), dtype=bool), failures)
         among_passed = keep[p.passed]
-        bodies = p.bodies if among_passed.all() else [
-            b for b, k in zip(p.bodies, among_passed, strict=True) if k]  # fmt: skip
+        bodies = (
+            p.bodies
+            if among_passed.all()
+            else [b for b, k in zip(p.bodies, among_passed, strict=True) if k]
+        )
         keys, hashes = p.keys[keep], p.hashes[among_passed]
         same = self.state.unchanged(keys, hashes)
         self.summary.unchanged += int(same.sum())

@@ -65,18 +65,32 @@ def _item_rules(items: pa.ListArray, job: OrdersJob) -> list[Failure]:
     lines = items.flatten()
     empty = np.diff(offsets) == 0
     no_items = Failure(
-        empty, job.items.sku, pa.nulls(len(items), pa.string()), "no_items",
+        empty,
+        job.items.sku,
+        pa.nulls(len(items), pa.string()),
+        "no_items",
         "the order has no lines; an order needs at least one item (§6.3)",
-    )  # fmt: skip
+    )
     sku, quantity, price = (pc.struct_field(lines, f) for f in ("sku", "quantity", "price"))
     by_line = [
         Failure(~present(sku), job.items.sku, sku, "required", "sku is required on every line"),
-        Failure(~present(quantity), job.items.quantity, quantity, "required",
-                "quantity is required on every line"),  # fmt: skip
-        Failure(_below(quantity, 1), job.items.quantity, quantity, "below_minimum",
-                "quantity must be greater than 0"),  # fmt: skip
-        Failure(~present(price), job.items.price, price, "required",
-                "price is required on every line"),  # fmt: skip
+        Failure(
+            ~present(quantity),
+            job.items.quantity,
+            quantity,
+            "required",
+            "quantity is required on every line",
+        ),
+        Failure(
+            _below(quantity, 1),
+            job.items.quantity,
+            quantity,
+            "below_minimum",
+            "quantity must be greater than 0",
+        ),
+        Failure(
+            ~present(price), job.items.price, price, "required", "price is required on every line"
+        ),
         Failure(_below(price, 0), job.items.price, price, "negative_price", "must be 0 or more"),
     ]
     return [no_items] + [per_order(f, offsets) for f in by_line if f.mask.any()]
@@ -86,9 +100,14 @@ def _broken(grouped: pa.Table, job: OrdersJob) -> Failure | None:
     if BROKEN not in grouped.column_names:
         return None
     mask = grouped.column(BROKEN).to_numpy(zero_copy_only=False).astype(bool)
-    return Failure(mask, job.line_key, None, "malformed_line",
-                   "a line of this order could not be read (see its malformed_row reject); "
-                   "the order is not sent without it")  # fmt: skip
+    return Failure(
+        mask,
+        job.line_key,
+        None,
+        "malformed_line",
+        "a line of this order could not be read (see its malformed_row reject); "
+        "the order is not sent without it",
+    )
 
 
 def _below(values: pa.Array, minimum: int) -> np.ndarray:
@@ -107,8 +126,13 @@ def _missing(values, column: str | None, field: str) -> Failure:
 def _too_long(values, column: str) -> Failure:
     values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     long = pc.fill_null(pc.greater(pc.utf8_length(values), MAX_KEY_LENGTH), False)
-    return Failure(long.to_numpy(zero_copy_only=False), column, values, "key_too_long",
-                   f"the key is longer than {MAX_KEY_LENGTH} characters")  # fmt: skip
+    return Failure(
+        long.to_numpy(zero_copy_only=False),
+        column,
+        values,
+        "key_too_long",
+        f"the key is longer than {MAX_KEY_LENGTH} characters",
+    )
 
 
 def _currency(values, column: str | None) -> Failure:
@@ -116,8 +140,13 @@ def _currency(values, column: str | None) -> Failure:
     plain = values.cast(pa.string()) if pa.types.is_dictionary(values.type) else values
     known = pc.fill_null(pc.is_in(plain, value_set=pa.array(sorted(ISO_4217))), False)
     bad = present(plain) & ~known.to_numpy(zero_copy_only=False)
-    return Failure(bad, column, plain, "unknown_currency",
-                   "is not an ISO 4217 currency code (e.g. USD, EUR, CAD)")  # fmt: skip
+    return Failure(
+        bad,
+        column,
+        plain,
+        "unknown_currency",
+        "is not an ISO 4217 currency code (e.g. USD, EUR, CAD)",
+    )
 
 
 def _sources(fields: dict) -> dict[str, str]:

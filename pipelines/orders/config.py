@@ -309,7 +309,9 @@ def load_entity_job(path: Path) -> EntityJob:
     model: type[_JobBase] = CustomersJob if entity == "customers" else OrdersJob
     if entity not in ("orders", "customers"):
         fix = _suggest(str(entity), ["orders", "customers"])
-        raise JobFileError(str(path), [Problem("entity", f"{entity!r} is not orders or customers", fix)])
+        raise JobFileError(
+            str(path), [Problem("entity", f"{entity!r} is not orders or customers", fix)]
+        )
     problems = _unknown_targets(raw, entity) + _watermark_problems(raw)
     try:
         job = model.model_validate({**raw, "path": path})
@@ -369,9 +371,11 @@ def _unknown_targets(raw: dict[str, Any], entity: str) -> list[Problem]:
             problems += _status_problems(fields.get("orderStatus"))
             if "customer.customerNumber" not in fields:
                 problems.append(
-                    Problem("fields.customer.customerNumber", "is required: every order "
-                            "needs its customer (§6.3)", "add e.g. 'customer.customerNumber: "
-                            "<source column>'")  # fmt: skip
+                    Problem(
+                        "fields.customer.customerNumber",
+                        "is required: every order needs its customer (§6.3)",
+                        "add e.g. 'customer.customerNumber: <source column>'",
+                    )
                 )
     if entity == "customers":
         for group, names in (("addresses", ADDRESS_FIELDS), ("contacts", CONTACT_FIELDS)):
@@ -388,8 +392,13 @@ def _watermark_problems(raw: dict[str, Any]) -> list[Problem]:
     kind = source.get("type") if isinstance(source, dict) else None
     if raw.get("watermark") is None or kind == "sql":
         return []
-    return [Problem("watermark", "incremental reads need a source of type sql",
-                    "remove watermark, or read the source through a query")]  # fmt: skip
+    return [
+        Problem(
+            "watermark",
+            "incremental reads need a source of type sql",
+            "remove watermark, or read the source through a query",
+        )
+    ]
 
 
 def _status_problems(spec: Any) -> list[Problem]:

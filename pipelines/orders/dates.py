@@ -33,15 +33,13 @@ class AmbiguousDates(ValueError):
         super().__init__(f"{example!r} {how}; set the column's format, e.g. '%m/%d/%Y %H:%M'")
 
 
-def to_utc_text(
-    values: pa.Array, fmt: str | None, timezone: str
-) -> tuple[pa.Array, np.ndarray]:
+def to_utc_text(values: pa.Array, fmt: str | None, timezone: str) -> tuple[pa.Array, np.ndarray]:
     """ISO 8601 UTC text per value (null where missing or unparseable) and the mask of present
     values that did not parse. Raises ``AmbiguousDates`` for day/month text without ``fmt``."""
-    if pa.types.is_timestamp(values.type):
-        return _format(_utc(values, timezone)), np.zeros(len(values), dtype=bool)
     if pa.types.is_date(values.type):
-        return _to_utc_text_ts(values.cast(pa.timestamp("s")), timezone)
+        values = values.cast(pa.timestamp("s"))
+    if pa.types.is_timestamp(values.type):  # server DATETIME/TIMESTAMP columns: no parsing
+        return _format(_utc(values, timezone)), np.zeros(len(values), dtype=bool)
     text = values if pa.types.is_string(values.type) else values.cast(pa.string())
     if fmt is None:
         return _iso(text, timezone)
@@ -50,15 +48,12 @@ def to_utc_text(
     return _format(_utc(parsed, timezone)), bad
 
 
-def _to_utc_text_ts(values: pa.Array, timezone: str) -> tuple[pa.Array, np.ndarray]:
-    return _format(_utc(values, timezone)), np.zeros(len(values), dtype=bool)
-
-
 def _iso(text: pa.Array, timezone: str) -> tuple[pa.Array, np.ndarray]:
     naive_ok = pc.fill_null(pc.match_substring_regex(text, _ISO), False)
     zoned_ok = pc.fill_null(pc.match_substring_regex(text, _ISO_ZONED), False)
-    odd = present(text) & ~(naive_ok.to_numpy(zero_copy_only=False) | zoned_ok.to_numpy(
-        zero_copy_only=False))
+    odd = present(text) & ~(
+        naive_ok.to_numpy(zero_copy_only=False) | zoned_ok.to_numpy(zero_copy_only=False)
+    )
     if odd.any():
         _refuse_day_month(text.filter(pa.array(odd)))
     null = pa.scalar(None, pa.string())

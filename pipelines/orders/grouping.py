@@ -69,7 +69,11 @@ class OrderChunk(Chunk):
 
 
 def merge_sorted(
-    headers: Iterable[Chunk], lines: Iterable[Chunk], key: str, line_key: str, item_columns: list[str]
+    headers: Iterable[Chunk],
+    lines: Iterable[Chunk],
+    key: str,
+    line_key: str,
+    item_columns: list[str],
 ) -> Iterator[OrderChunk]:
     """Join two streams sorted by key, one header chunk at a time."""
     buffer = _LineBuffer(iter(lines), line_key, item_columns)
@@ -82,7 +86,9 @@ def merge_sorted(
         yield _joined(chunk, keyed, keys, mine, mine_keys)
 
 
-def group_sorted(chunks: Iterable[Chunk], key: str, item_columns: list[str]) -> Iterator[OrderChunk]:
+def group_sorted(
+    chunks: Iterable[Chunk], key: str, item_columns: list[str]
+) -> Iterator[OrderChunk]:
     """One row per line, sorted by key: rows of one key become one order. A row without a key
     is an order of its own (without items; it is rejected for the missing key)."""
     carry: Chunk | None = None
@@ -160,16 +166,18 @@ class _Order:
                 f"the {self.what} are not sorted by the order key ({keys[at]!r} after "
                 f"{keys[at - 1] if at else self.last!r}); ORDER BY the key (text keys with a "
                 "binary collation) so that lines can be grouped into orders",
-                source=chunk.source, row=int(chunk.rows[at]) if len(chunk.rows) > at else None,
-            )  # fmt: skip
+                source=chunk.source,
+                row=int(chunk.rows[at]) if len(chunk.rows) > at else None,
+            )
         self.last = keys[-1]
 
 
 # --- the join ---------------------------------------------------------------------------------
 
 
-def _joined(chunk: Chunk, keyed: np.ndarray, keys: np.ndarray, lines: pa.Table,
-            line_keys: np.ndarray) -> OrderChunk:  # fmt: skip
+def _joined(
+    chunk: Chunk, keyed: np.ndarray, keys: np.ndarray, lines: pa.Table, line_keys: np.ndarray
+) -> OrderChunk:
     """Attach to every header row the lines with its key (none for a header without a key).
     ``keys`` are the keys of the ``keyed`` rows; ``lines`` start with their key column."""
     starts = np.zeros(len(chunk.table), np.int64)
@@ -180,8 +188,9 @@ def _joined(chunk: Chunk, keyed: np.ndarray, keys: np.ndarray, lines: pa.Table,
         starts[keyed] = np.searchsorted(line_keys, keys, side="left")
         counts[keyed] = np.searchsorted(line_keys, keys, side="right") - starts[keyed]
     items = _items(lines.drop_columns([lines.column_names[0]]), starts, counts)
-    return OrderChunk(chunk.table.append_column(ITEMS, items), chunk.rows, chunk.source,
-                      chunk.rejects)  # fmt: skip
+    return OrderChunk(
+        chunk.table.append_column(ITEMS, items), chunk.rows, chunk.source, chunk.rejects
+    )
 
 
 def _as_text(keys: np.ndarray) -> np.ndarray:
@@ -205,8 +214,9 @@ def _groups(chunk: Chunk, keys: np.ndarray, item_columns: list[str]) -> OrderChu
     if n == 0:
         empty = chunk.table.slice(0, 0)
         items = pa.ListArray.from_arrays(pa.array([0], pa.int32()), _struct_of(empty, item_columns))
-        return OrderChunk(empty.append_column(ITEMS, items), chunk.rows[:0], chunk.source,
-                          chunk.rejects)  # fmt: skip
+        return OrderChunk(
+            empty.append_column(ITEMS, items), chunk.rows[:0], chunk.source, chunk.rejects
+        )
     new = np.ones(n, dtype=bool)
     new[1:] = keys[1:] != keys[:-1]
     starts = np.nonzero(new)[0]
@@ -219,8 +229,9 @@ def _groups(chunk: Chunk, keys: np.ndarray, item_columns: list[str]) -> OrderChu
     line_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     headers = chunk.table.take(pa.array(starts))
     items = _items(lines, line_starts, counts)
-    return OrderChunk(headers.append_column(ITEMS, items), chunk.rows[starts], chunk.source,
-                      chunk.rejects)  # fmt: skip
+    return OrderChunk(
+        headers.append_column(ITEMS, items), chunk.rows[starts], chunk.source, chunk.rejects
+    )
 
 
 def _struct_of(table: pa.Table, columns: list[str]) -> pa.Array:
@@ -261,13 +272,15 @@ def spill_grouped(
         for part in range(parts):
             for out in _part(spill, part, lines is not None, key, item_columns, broken):
                 if first:  # rejects of the read are reported once, with the first chunk
-                    out = OrderChunk(out.table, out.rows, out.source, tuple(header_rejects),
-                                     tuple(line_rejects))  # fmt: skip
+                    out = OrderChunk(
+                        out.table, out.rows, out.source, tuple(header_rejects), tuple(line_rejects)
+                    )
                     first = False
                 yield out
         if first and (header_rejects or line_rejects):
-            yield OrderChunk(pa.table({}), np.empty(0, np.int64), "", tuple(header_rejects),
-                             tuple(line_rejects))  # fmt: skip
+            yield OrderChunk(
+                pa.table({}), np.empty(0, np.int64), "", tuple(header_rejects), tuple(line_rejects)
+            )
 
 
 class _Spill:
@@ -312,8 +325,9 @@ class _Spill:
         return table.sort_by([(_KEY, "ascending"), (_ROW, "ascending")])
 
 
-def _part(spill: _Spill, part: int, joined: bool, key: str, item_columns: list[str],
-          broken: set[str]) -> Iterator[OrderChunk]:  # fmt: skip
+def _part(
+    spill: _Spill, part: int, joined: bool, key: str, item_columns: list[str], broken: set[str]
+) -> Iterator[OrderChunk]:
     headers = spill.read("h", part)
     if headers is None:
         return
@@ -330,8 +344,9 @@ def _part(spill: _Spill, part: int, joined: bool, key: str, item_columns: list[s
         yield _mark_broken(out, broken)
 
 
-def _joined_part(chunk: Chunk, keys: np.ndarray, lines: pa.Table | None,
-                 item_columns: list[str]) -> OrderChunk:  # fmt: skip
+def _joined_part(
+    chunk: Chunk, keys: np.ndarray, lines: pa.Table | None, item_columns: list[str]
+) -> OrderChunk:
     if lines is None:
         lines = _empty_lines(_KEY, item_columns)
     lines = lines.filter(pc.is_valid(lines.column(_KEY)))
@@ -350,8 +365,9 @@ def _mark_broken(chunk: OrderChunk, broken: set[str]) -> OrderChunk:
     return OrderChunk(table, chunk.rows, chunk.source, chunk.rejects, chunk.line_rejects)
 
 
-def _broken_keys(rejects: list[Reject], header: list[str] | None, key: str,
-                 delimiter: str) -> set[str]:  # fmt: skip
+def _broken_keys(
+    rejects: list[Reject], header: list[str] | None, key: str, delimiter: str
+) -> set[str]:
     if not rejects or not header or key not in header:
         return set()
     index = header.index(key)
@@ -388,12 +404,15 @@ def _valid(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def _keyless(chunk: Chunk, item_columns: list[str]) -> OrderChunk:
     starts = np.zeros(len(chunk.table), np.int64)
     items = _items(chunk.table.select(item_columns).slice(0, 0), starts, starts.copy())
-    return OrderChunk(chunk.table.append_column(ITEMS, items), chunk.rows, chunk.source,
-                      chunk.rejects)  # fmt: skip
+    return OrderChunk(
+        chunk.table.append_column(ITEMS, items), chunk.rows, chunk.source, chunk.rejects
+    )
 
 
 def _empty_lines(key: str, columns: list[str]) -> pa.Table:
-    return pa.table({key: pa.array([], pa.string())} | {c: pa.array([], pa.string()) for c in columns})
+    return pa.table(
+        {key: pa.array([], pa.string())} | {c: pa.array([], pa.string()) for c in columns}
+    )
 
 
 def _filter(chunk: Chunk, mask: np.ndarray) -> Chunk:
@@ -408,5 +427,6 @@ def _concat(first: Chunk, second: Chunk) -> Chunk:
 
 def _slice(chunk: Chunk, start: int, stop: int, *, keep_rejects: bool = True) -> Chunk:
     rejects = chunk.rejects if keep_rejects else ()
-    return Chunk(chunk.table.slice(start, stop - start), chunk.rows[start:stop], chunk.source,
-                 rejects)  # fmt: skip
+    return Chunk(
+        chunk.table.slice(start, stop - start), chunk.rows[start:stop], chunk.source, rejects
+    )

@@ -119,8 +119,10 @@ class _Fields:
         else:
             bad = fine = np.zeros(1, dtype=bool)
         if bad.any() or fine.any():
-            raise JobFileError(str(self.job.path), [Problem(
-                f"fields.{target}.value", f"{spec.value!r} is not a valid {kind}")])  # fmt: skip
+            raise JobFileError(
+                str(self.job.path),
+                [Problem(f"fields.{target}.value", f"{spec.value!r} is not a valid {kind}")],
+            )
         return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), one)
 
     def _scale_message(self) -> str:
@@ -131,13 +133,20 @@ class _Fields:
         fmt = spec.format if isinstance(spec, DateColumn) else None
         zone = (spec.timezone if isinstance(spec, DateColumn) else None) or self.job.timezone
         try:
-            values, bad = to_utc_text(_text(raw) if pa.types.is_string(raw.type) else raw, fmt, zone)
+            values, bad = to_utc_text(
+                _text(raw) if pa.types.is_string(raw.type) else raw, fmt, zone
+            )
         except AmbiguousDates as exc:
             raise JobFileError(
                 str(self.job.path),
-                [Problem(f"fields.{target}", f"column {column!r}: {exc}",
-                         "write it as {column: %s, format: ...}" % column)],
-            ) from None  # fmt: skip
+                [
+                    Problem(
+                        f"fields.{target}",
+                        f"column {column!r}: {exc}",
+                        f"write it as {{column: {column}, format: ...}}",
+                    )
+                ],
+            ) from None
         self._fail(bad, column, raw, "not_a_date", f"is not a date in format {fmt or 'ISO 8601'}")
         return values
 
@@ -150,8 +159,13 @@ class _Fields:
         if spec.default is not None:
             return pc.if_else(pa.array(unmapped), pa.scalar(_as_text(spec.default)), mapped)
         known = ", ".join(str(k) for k in spec.map)
-        self._fail(unmapped, spec.column, column, "unmapped_value",
-                   f"has no entry in the value map (known: {known})")  # fmt: skip
+        self._fail(
+            unmapped,
+            spec.column,
+            column,
+            "unmapped_value",
+            f"has no entry in the value map (known: {known})",
+        )
         return mapped
 
     def _fail(self, mask: np.ndarray, column: str, values: pa.Array, rule: str, text: str) -> None:
@@ -188,8 +202,9 @@ def per_order(failure: Failure, offsets: np.ndarray) -> Failure:
     cells = failure.values.take(pa.array(bad_lines[first])).to_pylist() if len(orders) else []
     for order, line, cell in zip(orders, bad_lines[first], cells, strict=True):
         texts[order] = f"line {int(line - offsets[order]) + 1}: {cell}"
-    return Failure(mask, failure.column, pa.array(texts, pa.string()), failure.rule,
-                   failure.message)  # fmt: skip
+    return Failure(
+        mask, failure.column, pa.array(texts, pa.string()), failure.rule, failure.message
+    )
 
 
 def _entries(entries, kinds: dict[str, Kind], fields: _Fields, n: int) -> pa.Array:
@@ -200,8 +215,11 @@ def _entries(entries, kinds: dict[str, Kind], fields: _Fields, n: int) -> pa.Arr
         children = {k: fields.value(k, spec, kinds[k], n) for k, spec in entry.items()}
         from_columns = [children[k] for k, spec in entry.items() if not isinstance(spec, Constant)]
         structs.append(_struct(children, always=True))
-        keep.append(np.logical_or.reduce([present(c) for c in from_columns])
-                    if from_columns else np.ones(n, dtype=bool))  # fmt: skip
+        keep.append(
+            np.logical_or.reduce([present(c) for c in from_columns])
+            if from_columns
+            else np.ones(n, dtype=bool)
+        )
     grid = np.column_stack(keep)
     counts = grid.sum(axis=1)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)

@@ -52,12 +52,16 @@ def prepare_orders(chunk: OrderChunk, job: OrdersJob) -> Prepared:
         unique["orderNumber"] = (numbers, key_hashes(pc.utf8_lower(numbers)))
     customers = pc.struct_field(table.column("customer").combine_chunks(), "customerNumber")
     return _finish(
-        chunk, table, ids, failures, unique,
+        chunk,
+        table,
+        ids,
+        failures,
+        unique,
         lines=int(offsets[-1] - offsets[0]),
         customers=customers,
         skus=pc.struct_field(items.flatten(), "sku"),
         sku_offsets=offsets - offsets[0],
-    )  # fmt: skip
+    )
 
 
 def prepare_customers(chunk: Chunk, job: CustomersJob) -> Prepared:
@@ -67,8 +71,9 @@ def prepare_customers(chunk: Chunk, job: CustomersJob) -> Prepared:
     return _finish(chunk, table, ids, failures, {})
 
 
-def _finish(chunk: Chunk, table: pa.Table, ids: pa.Array, failures: list[Failure],
-            unique: dict, **extra) -> Prepared:  # fmt: skip
+def _finish(
+    chunk: Chunk, table: pa.Table, ids: pa.Array, failures: list[Failure], unique: dict, **extra
+) -> Prepared:
     passed = (
         ~np.logical_or.reduce([f.mask for f in failures])
         if failures

@@ -36,7 +36,9 @@ class KnownValues:
 
     def unknown(self, values: pa.Array, hashes: np.ndarray) -> np.ndarray:
         """True where a present value is known neither to the ledger nor to the API."""
-        missing = pc.is_valid(values).to_numpy(zero_copy_only=False) & ~_member(self._ledger, hashes)
+        missing = pc.is_valid(values).to_numpy(zero_copy_only=False) & ~_member(
+            self._ledger, hashes
+        )
         if not missing.any() or self._listing is None:
             return missing
         folded = key_hashes(pc.utf8_lower(values.filter(pa.array(missing))))

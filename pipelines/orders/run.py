@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -22,7 +21,7 @@ import sqlalchemy as sa
 
 from pipelines.api_state import ApiReader
 from pipelines.app import SyncSettings, client_for, default_ledger_url, open_target
-from pipelines.batching import Batch, Batcher, Pending
+from pipelines.batching import Batch, Batcher
 from pipelines.contract import BULK_ENDPOINTS
 from pipelines.diff import AckedState
 from pipelines.dispatch import Dispatcher
@@ -49,13 +48,22 @@ __all__ = ["run_customers", "run_orders", "sync_entity"]
 CUSTOMERS_ENDPOINT = "/api/customers"
 
 
-def run_orders(job: OrdersJob, target: Target, ledger: Ledger, client: httpx.Client,
-               options: RunOptions, engines: Mapping[str, sa.Engine] | None = None
-               ) -> RunSummary:  # fmt: skip
+def run_orders(
+    job: OrdersJob,
+    target: Target,
+    ledger: Ledger,
+    client: httpx.Client,
+    options: RunOptions,
+    engines: Mapping[str, sa.Engine] | None = None,
+) -> RunSummary:
     start = _watermark_from(job, ledger, target, options)
     refs = _references(job, ledger, target, client) if job.references.check else None
-    sender = Sender(client, BULK_ENDPOINTS["orders"], policy=options.policy,
-                    pacer=options.pacer or Pacer(options.concurrency or job.batch.concurrency))
+    sender = Sender(
+        client,
+        BULK_ENDPOINTS["orders"],
+        policy=options.policy,
+        pacer=options.pacer or Pacer(options.concurrency or job.batch.concurrency),
+    )
     with open_orders(job, options, engines or {}, start) as feed:
         admission = _admission(job, refs, {"orderNumber": _column(job, "orderNumber")})
         summary = _EntityRun(job, target, ledger, options, sender, feed.name).execute(
@@ -66,13 +74,19 @@ def run_orders(job: OrdersJob, target: Target, ledger: Ledger, client: httpx.Cli
     return summary
 
 
-def run_customers(job: CustomersJob, target: Target, ledger: Ledger, client: httpx.Client,
-                  options: RunOptions, engines: Mapping[str, sa.Engine] | None = None
-                  ) -> RunSummary:  # fmt: skip
+def run_customers(
+    job: CustomersJob,
+    target: Target,
+    ledger: Ledger,
+    client: httpx.Client,
+    options: RunOptions,
+    engines: Mapping[str, sa.Engine] | None = None,
+) -> RunSummary:
     start = _watermark_from(job, ledger, target, options)
     concurrency = options.concurrency or job.batch.concurrency
-    sender = PutEach(client, CUSTOMERS_ENDPOINT, policy=options.policy,
-                     pacer=options.pacer or Pacer(concurrency))  # fmt: skip
+    sender = PutEach(
+        client, CUSTOMERS_ENDPOINT, policy=options.policy, pacer=options.pacer or Pacer(concurrency)
+    )
     with open_customers(job, options, engines or {}, start) as feed:
         admission = _admission(job, None, {})
         summary = _EntityRun(job, target, ledger, options, sender, feed.name).execute(
@@ -98,8 +112,15 @@ def sync_entity(settings: SyncSettings) -> RunSummary:
 class _EntityRun:
     """One run's bookkeeping around the shared send path; stages called by ``execute``."""
 
-    def __init__(self, job: EntityJob, target: Target, ledger: Ledger, options: RunOptions,
-                 sender: Sender | PutEach, source: str):  # fmt: skip
+    def __init__(
+        self,
+        job: EntityJob,
+        target: Target,
+        ledger: Ledger,
+        options: RunOptions,
+        sender: Sender | PutEach,
+        source: str,
+    ):
         self.job, self.target, self.ledger, self.options = job, target, ledger, options
         self.sender, self.source = sender, source
         self.summary = RunSummary(job=job.job, entity=job.entity, target=target.label)
@@ -151,9 +172,13 @@ class _EntityRun:
     def _send_queued(self) -> None:
         while self._queue:
             batch = self._queue[0]
-            self.ledger.batch_pending(self.run_id, batch_id=batch.id, entity=self.job.entity,
-                                      item_count=len(batch.records),
-                                      byte_count=batch.byte_count)  # fmt: skip
+            self.ledger.batch_pending(
+                self.run_id,
+                batch_id=batch.id,
+                entity=self.job.entity,
+                item_count=len(batch.records),
+                byte_count=batch.byte_count,
+            )
             self.dispatcher.submit(batch)
             self._queue.popleft()
             self.summary.batches += 1
@@ -173,20 +198,35 @@ class _EntityRun:
             self.batcher.max_items = max(1, self.batcher.max_items // 2)
             self.batcher.max_bytes = max(1_000, self.batcher.max_bytes // 2)
         self.ledger.record_outcomes(
-            self.run_id, batch_id=batch.id, target_id=self.target.id, entity=self.job.entity,
-            external_ids=rec.external_ids, key_hashes=rec.key_hashes,
-            content_hashes=rec.content_hashes, statuses=statuses,
+            self.run_id,
+            batch_id=batch.id,
+            target_id=self.target.id,
+            entity=self.job.entity,
+            external_ids=rec.external_ids,
+            key_hashes=rec.key_hashes,
+            content_hashes=rec.content_hashes,
+            statuses=statuses,
             messages=[o.message for o in result.outcomes],
-        )  # fmt: skip
+        )
         self.ledger.batch_done(
-            self.run_id, batch_id=batch.id,
+            self.run_id,
+            batch_id=batch.id,
             status="failed" if len(failed) == len(statuses) else "acked",
-            http_status=result.http_status, attempts=result.requests, elapsed_ms=0.0,
+            http_status=result.http_status,
+            attempts=result.requests,
+            elapsed_ms=0.0,
             error="; ".join(result.errors) or None,
-        )  # fmt: skip
+        )
         self.rejects.write(
-            Reject(self.source, int(rec.rows[i]), rec.external_ids[i], None, None, "api_failed",
-                   result.outcomes[i].message or "failed")  # fmt: skip
+            Reject(
+                self.source,
+                int(rec.rows[i]),
+                rec.external_ids[i],
+                None,
+                None,
+                "api_failed",
+                result.outcomes[i].message or "failed",
+            )
             for i in failed
         )
 
@@ -201,10 +241,13 @@ class _EntityRun:
         self.rejects.close()
         self.summary.elapsed_s = time.perf_counter() - started
         self.summary.rejects_path = str(self.rejects.path) if self.rejects.count else None
-        self.ledger.finish_run(self.run_id, status=self.summary.status,
-                               counts=self.summary.counts(),
-                               rejects_path=self.summary.rejects_path,
-                               elapsed_s=self.summary.elapsed_s)  # fmt: skip
+        self.ledger.finish_run(
+            self.run_id,
+            status=self.summary.status,
+            counts=self.summary.counts(),
+            rejects_path=self.summary.rejects_path,
+            elapsed_s=self.summary.elapsed_s,
+        )
 
 
 # --- pieces -----------------------------------------------------------------------------------
@@ -218,13 +261,18 @@ def _admission(job: EntityJob, refs: References | None, unique: dict[str, str]) 
     unique = {field: column for field, column in unique.items() if column is not None}
     watermark = job.watermark.column if job.watermark else None
     # state, rejects and summary are the run's: _EntityRun.execute sets them
-    return Admission(key_column=job.key, unique_columns=unique, state=AckedState.empty(),
-                     rejects=None, summary=None, references=refs,
-                     watermark_column=watermark)  # type: ignore[arg-type]  # fmt: skip
+    return Admission(
+        key_column=job.key,
+        unique_columns=unique,
+        state=AckedState.empty(),
+        rejects=None,
+        summary=None,
+        references=refs,
+        watermark_column=watermark,
+    )  # type: ignore[arg-type]
 
 
-def _references(job: OrdersJob, ledger: Ledger, target: Target, client: httpx.Client
-                ) -> References:  # fmt: skip
+def _references(job: OrdersJob, ledger: Ledger, target: Target, client: httpx.Client) -> References:
     customer_keys, _ = ledger.acked_state(target_id=target.id, entity="customers")
     product_keys = np.empty(0, np.int64)
     if products_keyed_by_sku(job.references.products_job):
@@ -240,16 +288,18 @@ def _column(job: OrdersJob, field: str) -> str | None:
     return spec if isinstance(spec, str) else getattr(spec, "column", None)
 
 
-def _watermark_from(job: EntityJob, ledger: Ledger, target: Target, options: RunOptions
-                    ) -> str | None:  # fmt: skip
+def _watermark_from(
+    job: EntityJob, ledger: Ledger, target: Target, options: RunOptions
+) -> str | None:
     if job.watermark is None or options.full:
         return None
     stored = ledger.get_watermark(job=job.job, target_id=target.id)
     return overlap_start(stored, job.watermark.overlap)
 
 
-def _store_watermark(job: EntityJob, ledger: Ledger, target: Target, feed: Feed,
-                     summary: RunSummary, hold_back) -> None:  # fmt: skip
+def _store_watermark(
+    job: EntityJob, ledger: Ledger, target: Target, feed: Feed, summary: RunSummary, hold_back
+) -> None:
     """After a run that read everything and lost nothing: the largest watermark read, held
     back to the earliest order still waiting for a reference."""
     if job.watermark is None or summary.status == "failed" or summary.failed or summary.skipped:

@@ -70,8 +70,9 @@ def open_orders(
             feed.chunks = _spilled(job, headers, None, items, options)
         return feed
     line_columns, lines = _open(job, lines_source, feed, engines, options, watermark_from, None)
-    check_source_columns(job.path, job.line_columns_used(), line_columns,
-                         source=_name(lines_source, None))  # fmt: skip
+    check_source_columns(
+        job.path, job.line_columns_used(), line_columns, source=_name(lines_source, None)
+    )
     if isinstance(job.source, SqlSource) and isinstance(lines_source, SqlSource):
         feed.chunks = merge_sorted(headers, lines, job.key, job.line_key, items)
     else:  # a file is in no promised order: spill and group
@@ -109,8 +110,9 @@ def overlap_start(stored: str | None, overlap: timedelta) -> str | None:
     return (moment - overlap).isoformat(sep=" ")
 
 
-def _open(job, source, feed: Feed, engines, options: RunOptions, watermark_from, watermark_column
-          ) -> tuple[list[str], Iterator[Chunk]]:  # fmt: skip
+def _open(
+    job, source, feed: Feed, engines, options: RunOptions, watermark_from, watermark_column
+) -> tuple[list[str], Iterator[Chunk]]:
     if not isinstance(source, SqlSource):
         path = options.source if source is job.source else None
         return open_source(source, path, options.log)
@@ -133,15 +135,32 @@ def _open(job, source, feed: Feed, engines, options: RunOptions, watermark_from,
     return columns, iter(read)
 
 
-def _spilled(job: OrdersJob, headers, lines, items: list[str], options: RunOptions,
-             line_columns: list[str] | None = None) -> Iterator[OrderChunk]:  # fmt: skip
-    size = sum(_size(s, options if s is job.source else None)
-               for s in (job.source, job.items.source) if s is not None)  # fmt: skip
+def _spilled(
+    job: OrdersJob,
+    headers,
+    lines,
+    items: list[str],
+    options: RunOptions,
+    line_columns: list[str] | None = None,
+) -> Iterator[OrderChunk]:
+    size = sum(
+        _size(s, options if s is job.source else None)
+        for s in (job.source, job.items.source)
+        if s is not None
+    )
     parts = max(1, -(-size // job.spill_partition_bytes))
     source = job.items.source
     delimiter = source.delimiter if isinstance(source, CsvSource) else ","
-    return spill_grouped(headers, lines, key=job.key, line_key=job.line_key, item_columns=items,
-                         parts=parts, line_header=line_columns, delimiter=delimiter)  # fmt: skip
+    return spill_grouped(
+        headers,
+        lines,
+        key=job.key,
+        line_key=job.line_key,
+        item_columns=items,
+        parts=parts,
+        line_header=line_columns,
+        delimiter=delimiter,
+    )
 
 
 def _size(source, options: RunOptions | None) -> int:
