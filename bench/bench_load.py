@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_sync import JOB, OUT, free_port  # noqa: E402
+from bench_sync import JOB, OUT, start_emulator  # noqa: E402
 from catalog import generate_catalog  # noqa: E402
 
 from pipelines.batching import Batch, Pending  # noqa: E402
@@ -32,29 +32,6 @@ from pipelines.load import RetryPolicy, Sender  # noqa: E402
 from pipelines.pacing import Pacer  # noqa: E402
 
 KEY = "bench-key"
-
-
-def emulator(*faults: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.emulator",
-        "--port",
-        str(port),
-        "--api-key",
-        f"{KEY}=org_bench",
-        *[a for f in faults for a in ("--fault", f)],
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{url}/_emulator/stats", timeout=1)
-            return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("emulator did not start")
 
 
 def batches(records: int, size: int, tag: str) -> list[Batch]:
@@ -126,7 +103,7 @@ def held(url: str) -> int:
 
 
 def latency(records: int) -> None:
-    proc, url = emulator("latency_ms=50")
+    proc, url = start_emulator("latency_ms=50")
     try:
         r = send_all(url, batches(records, 500, "lat"), 4)
     finally:
@@ -140,7 +117,7 @@ def latency(records: int) -> None:
 
 
 def rate_limit(requests: int) -> None:
-    proc, url = emulator("rate_limit=20")
+    proc, url = start_emulator("rate_limit=20")
     try:
         r = send_all(url, batches(requests * 20, 20, "rl"), 4)
         landed = held(url)
@@ -160,7 +137,7 @@ def fault_mix(rows: int) -> None:
         generate_catalog(source, rows)
     job = OUT / f"job_mix_{rows}.yml"
     job.write_text(JOB.format(path=source))
-    proc, url = emulator(
+    proc, url = start_emulator(
         "error_rate=0.1",
         "throttle_rate=0.05",
         "drop_rate=0.01",

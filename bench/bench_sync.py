@@ -59,21 +59,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_emulator() -> tuple[subprocess.Popen, str]:
+def start_emulator(*faults: str) -> tuple[subprocess.Popen, str]:
+    """An emulator in its own process (as the real API is elsewhere), with optional faults."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.emulator",
-            "--port",
-            str(port),
-            "--api-key",
-            f"{KEY}=org_bench",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipelines.emulator",
+        "--port",
+        str(port),
+        "--api-key",
+        f"{KEY}=org_bench",
+        *[a for f in faults for a in ("--fault", f)],
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:

@@ -51,6 +51,7 @@ class SyncSettings:
     state_dir: Path = field(default_factory=default_state_dir)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     log: Callable[[str], None] = print
+    progress: Callable[[RunSummary], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def _run_options(settings: SyncSettings) -> RunOptions:
         allow_mass_deactivate=settings.allow_mass_deactivate,
         override_gates=frozenset(settings.override_gates),
         log=settings.log,
+        progress=settings.progress,
     )
 
 

@@ -121,13 +121,27 @@ def main() -> None:
     help="Let mirror mode deactivate more than the job's max_deactivate_pct.",
 )
 @_override_gate_option
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "plain", "json"]),
+    default="auto",
+    show_default=True,
+    help="Progress and events on stderr: auto = bars on a terminal, timestamped lines otherwise.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @_handle_errors
-def run(job_file: Path, as_json: bool, **options) -> None:
+def run(job_file: Path, as_json: bool, log_format: str, **options) -> None:
     """Sync one job: extract, map, check, send what changed, record it in the ledger."""
     from .app import SyncSettings, sync  # keeps `nymble-sync --help` fast
+    from .progress import Reporter
 
-    summary = sync(SyncSettings(job_path=job_file, log=_log, **options))
+    reporter = Reporter(log_format)
+    try:
+        summary = sync(
+            SyncSettings(job_path=job_file, log=reporter.log, progress=reporter.progress, **options)
+        )
+    finally:
+        reporter.close()
     _print_summary(summary, as_json)
     sys.exit(EXIT_OK if summary.status == "succeeded" else EXIT_RECORDS)
 

@@ -72,6 +72,7 @@ class RunOptions:
     allow_mass_deactivate: bool = False  # mirror mode may exceed max_deactivate_pct
     override_gates: frozenset[str] = frozenset()  # quality gates ignored for this run, by name
     log: Callable[[str], None] = print
+    progress: Callable[[RunSummary], None] | None = None  # called after each chunk
 
 
 def open_source(
@@ -200,7 +201,7 @@ class _Run:
     def execute(
         self, chunks: Iterator[Chunk], price_list, mirror: Deactivations | None = None
     ) -> RunSummary:
-        started = time.perf_counter()
+        started = self._started = time.perf_counter()
         index, list_rejects = price_list
         crashed = self.ledger.abandon_unfinished(
             job=self.job.job, target_id=self.target.id, entity=self.job.entity
@@ -250,6 +251,9 @@ class _Run:
         for pending in admitted(chunks, self.job, index, admission):
             self._enqueue(gate.add(pending))
             self.ledger.heartbeat(self.run_id)
+            if self.options.progress is not None:
+                self.summary.elapsed_s = time.perf_counter() - self._started
+                self.options.progress(self.summary)
         self._enqueue(gate.finish())
         self._queue.extend(self.batcher.flush())
         self._send_queued()
