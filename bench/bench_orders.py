@@ -36,7 +36,7 @@ SCHEMA = "bench_orders"
 ERP_DATE = "%m/%d/%Y %H:%M"
 ORDERS_JOB = """job: bench-orders
 entity: orders
-source: {{type: sql, url_env: ERP_DATABASE_URL, query: sql/orders.sql, chunk_rows: 50000}}
+source: {{type: sql, url_env: ERP_DATABASE_URL, query: sql/orders.sql}}
 key: order_id
 timezone: America/Chicago
 watermark: {{column: updated_at, overlap: 1h}}
@@ -55,7 +55,7 @@ fields:
   shippingDetails.shippingMethod: ship_method
   shippingDetails.shippingTotal: ship_total
 items:
-  source: {{type: sql, url_env: ERP_DATABASE_URL, query: sql/order_lines.sql, chunk_rows: 200000}}
+  source: {{type: sql, url_env: ERP_DATABASE_URL, query: sql/order_lines.sql}}
   key: order_id
   sku: sku
   quantity: qty
@@ -225,6 +225,7 @@ def child(job: str, url: str, target: str, state: str) -> None:
 
 def run(job: Path, url: str, target: str, state: Path) -> dict:
     cmd = [sys.executable, __file__, "_child", str(job), url, target, str(state)]
+    load = os.getloadavg()[0]  # the machine is shared: what else was running as this began
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     out = proc.stdout.read()
@@ -232,7 +233,9 @@ def run(job: Path, url: str, target: str, state: Path) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"import failed: {out[-2000:]!r}")
     summary = json.loads(out)
-    summary.update(wall_s=time.perf_counter() - started, peak_rss_mb=usage.ru_maxrss / 1024)
+    summary.update(
+        wall_s=time.perf_counter() - started, peak_rss_mb=usage.ru_maxrss / 1024, load=load
+    )
     return summary
 
 
@@ -276,7 +279,7 @@ def report(result: dict) -> None:
     print(
         f"\n{lines:,} lines from {result['backend']}: {full['rows_read']:,} orders, "
         f"created {full['created']:,}, rejected {full['rejected']:,}, "
-        f"requests {full['requests']:,}, load {os.getloadavg()[0]:.1f}"
+        f"requests {full['requests']:,}, load average {full['load']:.1f} at start"
     )
     print(
         f"  full import {full['wall_s']:7.2f} s wall  {lines / full['wall_s']:>9,.0f} lines/s"

@@ -140,6 +140,36 @@ def test_money_arrives_exactly_and_dates_as_utc(emulator, api, tmp_path):
     assert str(order(api, "SO-100303")["items"][0]["price"]) == "12.345"
 
 
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines(keepends=True)
+
+
+def test_an_unreadable_line_rejects_its_order_rather_than_sending_it_short(emulator, tmp_path):
+    orders, lines = tmp_path / "orders.csv", tmp_path / "lines.csv"
+    orders.write_text("".join(_lines(SAMPLE / "orders.csv")[:4]))
+    kept = [
+        li
+        for li in _lines(SAMPLE / "order_lines.csv")
+        if li.split(",")[0] in ("order_id", "1", "2", "3")
+    ]
+    broken = next(i for i, li in enumerate(kept) if li.startswith("2,"))
+    kept[broken] = kept[broken].rstrip("\n") + ",extra\n"
+    lines.write_text("".join(kept))
+    job = edited_job(
+        tmp_path,
+        ORDERS_CSV,
+        source__path=str(orders),
+        items__source__path=str(lines),
+        references={"check": False},
+    )
+    summary = run_entity(job, emulator, tmp_path)
+    assert summary.balanced and (summary.rows_read, summary.rejected) == (3, 1)
+    rejects = rejects_by_id(summary.rejects_path)
+    assert rejects["2"]["rule"] == "malformed_line"
+    assert rejects[""]["rule"] == "malformed_row" and rejects[""]["source"] == str(lines)
+    assert "line row(s) could not be read" in " ".join(summary.notes)
+
+
 # --- SQL: SQLite, PostgreSQL, MariaDB ---------------------------------------------------------
 
 BACKENDS = [

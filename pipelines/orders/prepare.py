@@ -41,6 +41,8 @@ class Prepared:
 
 
 def prepare_orders(chunk: OrderChunk, job: OrdersJob) -> Prepared:
+    if not chunk.table.num_columns:  # only the rejects of a read that found no good row
+        return _nothing(chunk)
     table, failures = map_orders(chunk, job)
     failures += check_orders(table, job, chunk.table)
     ids = table.column("externalId").combine_chunks()
@@ -69,6 +71,25 @@ def prepare_customers(chunk: Chunk, job: CustomersJob) -> Prepared:
     failures += check_customers(table, job)
     ids = table.column("customerNumber").combine_chunks()
     return _finish(chunk, table, ids, failures, {})
+
+
+def _nothing(chunk: Chunk) -> Prepared:
+    empty = np.empty(0, np.int64)
+    none = pa.array([], pa.string())
+    return Prepared(
+        chunk,
+        none,
+        [],
+        empty,
+        np.empty(0, bool),
+        [],
+        empty,
+        {},
+        0,
+        none,
+        none,
+        np.zeros(1, np.int64),
+    )
 
 
 def _finish(

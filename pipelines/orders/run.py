@@ -46,6 +46,7 @@ from .sources import Feed, open_customers, open_orders, overlap_start
 __all__ = ["run_customers", "run_orders", "sync_entity"]
 
 CUSTOMERS_ENDPOINT = "/api/customers"
+AdmissionFactory = Callable[[AckedState, RejectsWriter, RunSummary], Admission]
 
 
 def run_orders(
@@ -64,13 +65,14 @@ def run_orders(
         policy=options.policy,
         pacer=options.pacer or Pacer(options.concurrency or job.batch.concurrency),
     )
+    unique = {"orderNumber": _column(job, "orderNumber")}
     with open_orders(job, options, engines or {}, start) as feed:
-        admission = _admission(job, refs, {"orderNumber": _column(job, "orderNumber")})
-        summary = _EntityRun(job, target, ledger, options, sender, feed.name).execute(
-            admission, _prepared(feed, lambda chunk: prepare_orders(chunk, job))
+        run = _EntityRun(job, target, ledger, options, sender, feed.name)
+        summary = run.execute(
+            _admission(job, refs, unique), _prepared(feed, lambda c: prepare_orders(c, job))
         )
-        _notes(summary, admission, start)
-        _store_watermark(job, ledger, target, feed, summary, admission.hold_back)
+        _notes(summary, run.admission, start)
+        _store_watermark(job, ledger, target, feed, summary, run.admission.hold_back)
     return summary
 
 
@@ -88,9 +90,9 @@ def run_customers(
         client, CUSTOMERS_ENDPOINT, policy=options.policy, pacer=options.pacer or Pacer(concurrency)
     )
     with open_customers(job, options, engines or {}, start) as feed:
-        admission = _admission(job, None, {})
-        summary = _EntityRun(job, target, ledger, options, sender, feed.name).execute(
-            admission, _prepared(feed, lambda chunk: prepare_customers(chunk, job))
+        run = _EntityRun(job, target, ledger, options, sender, feed.name)
+        summary = run.execute(
+            _admission(job, None, {}), _prepared(feed, lambda c: prepare_customers(c, job))
         )
         _store_watermark(job, ledger, target, feed, summary, None)
     return summary
@@ -100,10 +102,13 @@ def sync_entity(settings: SyncSettings) -> RunSummary:
     """Run one orders or customers job against one target, as ``app.sync`` runs products."""
     job = load_entity_job(settings.job_path)
     runner = run_orders if isinstance(job, OrdersJob) else run_customers
-    with _resources(settings, job) as (target, ledger, client, engines):
-        lock = ledger.acquire_lock(job=job.job, target_id=target.id, holder=lock_holder())
-        with lock:
-            return runner(job, target, ledger, client, _options(settings), engines)
+    with (
+        _resources(settings, job) as (target, ledger, client, engines),
+        ledger.acquire_lock(job=job.job, target_id=target.id, holder=lock_holder()) as lock,
+    ):
+        if lock.took_over_from:
+            settings.log(f"took over the lock of {lock.took_over_from}, which had stopped")
+        return runner(job, target, ledger, client, _options(settings), engines)
 
 
 # --- the run loop -----------------------------------------------------------------------------
@@ -127,7 +132,7 @@ class _EntityRun:
         self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
         self._queue: deque[Batch] = deque()
 
-    def execute(self, admission: Admission, prepared: Iterator[Prepared]) -> RunSummary:
+    def execute(self, admission: AdmissionFactory, prepared: Iterator[Prepared]) -> RunSummary:
         started = time.perf_counter()
         scope = {"job": self.job.job, "target_id": self.target.id, "entity": self.job.entity}
         crashed = self.ledger.abandon_unfinished(**scope)
@@ -136,15 +141,14 @@ class _EntityRun:
         self.run_id = self.summary.run_id = self.ledger.begin_run(
             **scope, target_label=self.target.label, source=self.source, full=self.options.full
         )
-        admission.state = self._acked_state()
-        admission.summary = self.summary
-        self.rejects = admission.rejects = RejectsWriter(
+        self.rejects = RejectsWriter(
             self.options.rejects_path
             or self.options.state_dir / "rejects" / f"{self.job.job}-run{self.run_id}.csv"
         )
+        self.admission = admission(self._acked_state(), self.rejects, self.summary)
         self.dispatcher = Dispatcher(self.sender, self.sender.pacer.max_in_flight, self._record)
         try:
-            for pending in (admission.admit(p) for p in prepared):
+            for pending in map(self.admission.admit, prepared):
                 self._queue.extend(self.batcher.add(pending))
                 self._send_queued()
                 self.ledger.heartbeat(self.run_id)
@@ -257,19 +261,25 @@ def _prepared(feed: Feed, prepare: Callable) -> Iterator[Prepared]:
     return prepare_in_parallel(feed.chunks, prepare)
 
 
-def _admission(job: EntityJob, refs: References | None, unique: dict[str, str]) -> Admission:
-    unique = {field: column for field, column in unique.items() if column is not None}
+def _admission(
+    job: EntityJob, refs: References | None, unique: dict[str, str | None]
+) -> AdmissionFactory:
+    """How the run builds its admission once it knows its acknowledged state."""
+    columns = {field: column for field, column in unique.items() if column is not None}
     watermark = job.watermark.column if job.watermark else None
-    # state, rejects and summary are the run's: _EntityRun.execute sets them
-    return Admission(
-        key_column=job.key,
-        unique_columns=unique,
-        state=AckedState.empty(),
-        rejects=None,
-        summary=None,
-        references=refs,
-        watermark_column=watermark,
-    )  # type: ignore[arg-type]
+
+    def admission(state: AckedState, rejects: RejectsWriter, summary: RunSummary) -> Admission:
+        return Admission(
+            key_column=job.key,
+            unique_columns=columns,
+            state=state,
+            rejects=rejects,
+            summary=summary,
+            references=refs,
+            watermark_column=watermark,
+        )
+
+    return admission
 
 
 def _references(job: OrdersJob, ledger: Ledger, target: Target, client: httpx.Client) -> References:
