@@ -14,14 +14,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Sync the sample catalog into the in-process emulator twice: the second run sends nothing.
-# Exit code 1 means "finished, some rows rejected": the sample has bad rows on purpose.
+# The main job on the embedded default (the in-process emulator, a SQLite ledger, no
+# credentials): the sample catalog, then customers and orders from the sample ERP database,
+# then the catalog again, which sends nothing because nothing changed.
+# Exit code 1 means "finished, some rows rejected": the samples have bad rows on purpose.
 demo: $(STAMP)
 	rm -rf $(DEMO_HOME)
-	@echo "== first sync: every valid product is created; bad rows go to the rejects file"
+	@echo "== 1. products: every valid product is created; bad rows go to the rejects file"
 	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) run mappings/products.yml; test $$? -le 1
-	@echo "== second sync: nothing changed, so nothing is sent"
+	@echo "== 2. customers, before the orders that reference them"
+	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) run mappings/customers.yml; test $$? -le 1
+	@echo "== 3. orders with their lines from the ERP database (sample_data/erp.sqlite)"
+	ERP_DATABASE_URL=sqlite:///sample_data/erp.sqlite NYMBLE_SYNC_HOME=$(DEMO_HOME) \
+		$(SYNC) run mappings/orders_sql.yml; test $$? -le 1
+	@echo "== 4. products again: nothing changed, so nothing is sent"
 	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) run mappings/products.yml; test $$? -le 1
+	@echo "== history of these runs"
+	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) runs
 
 test: $(STAMP)
 	$(PY) -m pytest -q

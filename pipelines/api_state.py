@@ -33,8 +33,8 @@ _PRODUCTS = "/api/products"
 class ApiReader:
     """Read-only product queries over an injected client (the caller owns and closes it)."""
 
-    def __init__(self, client: httpx.Client):
-        self.client = client
+    def __init__(self, client: httpx.Client, path: str = _PRODUCTS):
+        self.client, self.path = client, path  # the list route: products, or customers
         self.requests = 0
 
     def pages(self, *filters: tuple[str, str, str]) -> Iterator[list[dict]]:
@@ -50,7 +50,7 @@ class ApiReader:
 
     def product(self, sku: str) -> dict | None:
         """``GET /api/products/{sku}`` (§6.22: the SKU URL-encoded); None when absent."""
-        response = self._get(f"{_PRODUCTS}/{quote(sku, safe='')}")
+        response = self.get(f"{_PRODUCTS}/{quote(sku, safe='')}")
         return None if response is None else orjson.loads(response.content)
 
     def by_external_id(self, external_id: str) -> dict | None:
@@ -82,11 +82,12 @@ class ApiReader:
                 f"filters[{i}].operator": operator,
                 f"filters[{i}].value": value,
             }
-        response = self._get(_PRODUCTS, params)
+        response = self.get(self.path, params)
         body = orjson.loads(response.content) if response is not None else None
         return body if isinstance(body, dict) else {}
 
-    def _get(self, path: str, params: dict | None = None) -> httpx.Response | None:
+    def get(self, path: str, params: dict | None = None) -> httpx.Response | None:
+        """One GET with the API's errors translated; None for 404."""
         self.requests += 1
         try:
             response = self.client.get(path, params=params)

@@ -40,6 +40,8 @@ __all__ = [
     "TierPrice",
     "check_columns",
     "load_job",
+    "problem_from",
+    "read_yaml",
 ]
 
 
@@ -164,13 +166,13 @@ class JobConfig(_Model):
 
 def load_job(path: Path) -> JobConfig:
     """Parse and check a job file; raise one JobFileError listing every problem found."""
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     raw.setdefault("job", path.stem)
     problems = _unknown_targets(raw.get("fields"))
     try:
         job = JobConfig.model_validate({**raw, "path": path})
     except ValidationError as exc:
-        problems = [_problem(e) for e in exc.errors()] + problems
+        problems = [problem_from(e) for e in exc.errors()] + problems
     if problems:
         raise JobFileError(str(path), problems)
     if job.expectations:  # imports Great Expectations: only for jobs that declare a suite
@@ -192,7 +194,7 @@ def check_columns(job: JobConfig, columns: list[str], *, source: str) -> None:
         raise JobFileError(str(job.path), problems)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -204,7 +206,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
-def _problem(error: dict[str, Any]) -> Problem:
+def problem_from(error: dict[str, Any]) -> Problem:
     loc = [
         str(p) for p in error["loc"] if not str(p).startswith(("function-after", "tagged-union"))
     ]

@@ -23,7 +23,7 @@ from .contract import RETRY_STATUSES, RetryDefaults
 from .errors import AuthError, RetryableResponse, TransportError
 from .pacing import Pacer
 
-__all__ = ["BatchResult", "ItemOutcome", "RetryPolicy", "Sender"]
+__all__ = ["BatchResult", "ItemOutcome", "RetryPolicy", "Sender", "describe_refusal"]
 
 Status = Literal["created", "updated", "failed"]
 _INDEXED_KEY = re.compile(r"^\[(\d+)\]\.?(.*)$")
@@ -85,7 +85,7 @@ class Sender:
 
     def _send(self, bodies: list[bytes], result: BatchResult) -> list[ItemOutcome]:
         try:
-            response = self._post_with_retries(b"[" + b",".join(bodies) + b"]", result)
+            response = self.post_with_retries(b"[" + b",".join(bodies) + b"]", result)
         except TransportError as exc:
             result.errors.append(str(exc))
             return [ItemOutcome("failed", str(exc))] * len(bodies)
@@ -97,8 +97,7 @@ class Sender:
             return self._halves(bodies, result)
         if response.status_code == 400:
             return self._isolate(bodies, _problem(response), result)
-        message = f"HTTP {response.status_code}: {_summary(_problem(response))}"
-        return [ItemOutcome("failed", message)] * len(bodies)
+        return [ItemOutcome("failed", describe_refusal(response))] * len(bodies)
 
     def _halves(self, bodies: list[bytes], result: BatchResult) -> list[ItemOutcome]:
         mid = len(bodies) // 2
@@ -122,7 +121,7 @@ class Sender:
                 outcomes[i] = outcome
         return outcomes
 
-    def _post_with_retries(self, body: bytes, result: BatchResult) -> httpx.Response:
+    def post_with_retries(self, body: bytes, result: BatchResult) -> httpx.Response:
         for attempt in range(self.policy.attempts):
             try:
                 return self._post(body, result)
@@ -231,6 +230,11 @@ def _errors_text(errors) -> str:
             for k, v in errors.items()
         )
     return "" if errors is None else str(errors)
+
+
+def describe_refusal(response: httpx.Response) -> str:
+    """One line for a refused response: its status, title and errors (CONTRACT §5.1)."""
+    return f"HTTP {response.status_code}: {_summary(_problem(response))}"
 
 
 def _summary(problem: dict, *, strip_index: bool = False) -> str:

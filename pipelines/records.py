@@ -48,6 +48,9 @@ def to_json(values: pa.Array) -> pa.Array:
         text = _object(values)
     elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
         text = _array(values)
+    elif pa.types.is_decimal(kind):  # exact money: the digits as written, trailing zeros cut
+        text = pc.replace_substring_regex(pc.cast(values, pa.string()), r"(\.\d*?)0+$", r"\1")
+        text = pc.replace_substring_regex(text, r"\.$", "")
     elif pa.types.is_null(kind):
         text = pa.nulls(len(values), pa.string())
     else:  # numbers and booleans: Arrow prints the shortest round-trip form, valid JSON

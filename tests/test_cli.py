@@ -109,8 +109,9 @@ def test_the_local_target_needs_no_credentials(tmp_path):
 def test_log_format_json_gives_one_json_object_per_stderr_line(tmp_path, emulator):
     env = {"NYMBLE_API_KEY": API_KEY, "NYMBLE_SYNC_HOME": str(tmp_path)}
     result = CliRunner(env=env).invoke(
-        main, ["run", "mappings/products.yml", "--target", emulator.base_url,
-               "--log-format", "json"])
+        main,
+        ["run", "mappings/products.yml", "--target", emulator.base_url, "--log-format", "json"],
+    )
     events = [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
     assert events and all("at" in e and "event" in e for e in events)
     assert any(e["event"] == "progress" and e["rows_read"] == 2000 for e in events)
@@ -119,6 +120,7 @@ def test_log_format_json_gives_one_json_object_per_stderr_line(tmp_path, emulato
 def test_plain_log_lines_are_timestamped_for_cron(tmp_path, emulator):
     env = {"NYMBLE_API_KEY": API_KEY, "NYMBLE_SYNC_HOME": str(tmp_path)}
     result = CliRunner(env=env).invoke(
-        main, ["run", "mappings/products.yml", "--target", emulator.base_url])
+        main, ["run", "mappings/products.yml", "--target", emulator.base_url]
+    )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", line) for line in lines)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from helpers import API_KEY, all_products, bulk_requests, run_sync
+
 from pipelines.cli import main
 from pipelines.errors import GateFailed
 

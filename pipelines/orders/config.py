@@ -33,8 +33,8 @@ from pipelines.config import (
     CsvSource,
     FieldSpec,
     ParquetSource,
-    _problem,
-    _read_yaml,
+    problem_from,
+    read_yaml,
 )
 from pipelines.errors import JobFileError, Problem
 
@@ -304,7 +304,7 @@ EntityJob = OrdersJob | CustomersJob
 
 def load_entity_job(path: Path) -> EntityJob:
     """Parse and check an orders or customers job file; one JobFileError lists every problem."""
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     raw.setdefault("job", path.stem)
     entity = raw.get("entity")
     model: type[_JobBase] = CustomersJob if entity == "customers" else OrdersJob
@@ -317,7 +317,7 @@ def load_entity_job(path: Path) -> EntityJob:
     try:
         job = model.model_validate({**raw, "path": path})
     except ValidationError as exc:
-        problems = [_problem(_plain_loc(e)) for e in exc.errors()] + problems
+        problems = [problem_from(_plain_loc(e)) for e in exc.errors()] + problems
     if problems:
         raise JobFileError(str(path), problems)
     return job
@@ -325,7 +325,7 @@ def load_entity_job(path: Path) -> EntityJob:
 
 def entity_of(path: Path) -> str | None:
     """The ``entity`` a job file names (None if it names none), for dispatching on it."""
-    entity = _read_yaml(path).get("entity")
+    entity = read_yaml(path).get("entity")
     return entity if isinstance(entity, str) else None
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.api_state import PAGE_SIZE, ApiReader, _get
+from pipelines.api_state import ApiReader, _get
 from pipelines.config import load_job
 from pipelines.records import key_hashes
 
@@ -63,15 +62,13 @@ def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
 class CustomerReader(ApiReader):
     """``GET /api/customers`` paged like products (the list has no Active filter to split)."""
 
+    def __init__(self, client):
+        super().__init__(client, path="/api/customers")
+
     def numbers(self) -> Iterable[str]:
         for page in self._pages([]):
             for customer in page:
                 yield _get(customer, "customerNumber")
-
-    def _list(self, filters: list[tuple[str, str, str]], number: int) -> dict:
-        response = self._get("/api/customers", {"pageSize": PAGE_SIZE, "pageNumber": number})
-        body = orjson.loads(response.content) if response is not None else None
-        return body if isinstance(body, dict) else {}
 
 
 def product_skus(reader: ApiReader) -> Iterable[str]:

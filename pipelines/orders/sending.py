@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 
 from pipelines.errors import TransportError
-from pipelines.load import BatchResult, ItemOutcome, RetryPolicy, Sender, _problem, _summary
+from pipelines.load import BatchResult, ItemOutcome, RetryPolicy, Sender, describe_refusal
 from pipelines.pacing import Pacer
 
 __all__ = ["PutEach"]
@@ -42,7 +42,7 @@ class PutEach:
 
     def _one(self, body: bytes, result: BatchResult) -> ItemOutcome:
         try:
-            response = self._sender._post_with_retries(body, result)
+            response = self._sender.post_with_retries(body, result)
         except TransportError as exc:
             result.errors.append(str(exc))
             return ItemOutcome("failed", str(exc))
@@ -51,4 +51,4 @@ class PutEach:
             return ItemOutcome("created")
         if response.is_success:
             return ItemOutcome("updated")
-        return ItemOutcome("failed", f"HTTP {response.status_code}: {_summary(_problem(response))}")
+        return ItemOutcome("failed", describe_refusal(response))
