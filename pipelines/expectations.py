@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import pandas
 
 __all__ = ["ExpectationSpec", "ExpectationOutcome", "SuiteResult", "check_specs", "run_suite"]
 
@@ -83,7 +85,7 @@ def check_specs(specs: list[ExpectationSpec], fields: set[str]) -> list[str]:
     return problems
 
 
-def run_suite(frame: pd.DataFrame, specs: list[ExpectationSpec]) -> SuiteResult:
+def run_suite(frame: pandas.DataFrame, specs: list[ExpectationSpec]) -> SuiteResult:
     """Validate ``frame`` (mapped columns plus ``__row__``, the source row numbers)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig

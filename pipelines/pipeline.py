@@ -8,7 +8,6 @@ is in the ledger, and everything else is sent again, idempotently by externalId.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,22 +19,22 @@ import numpy as np
 from . import extract
 from .admit import Admission
 from .api_state import ApiReader
-from .batching import Batch, Batcher, Pending
+from .batching import Pending
 from .config import CsvSource, JobConfig, ParquetSource, check_columns
 from .contract import BULK_ENDPOINTS
 from .convert import normalize_text
+from .delivery import Delivery, open_run
 from .diff import AckedState
-from .dispatch import Dispatcher
 from .errors import GateFailed, JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
 from .gatekeeper import Gatekeeper, source_size
-from .load import BatchResult, RetryPolicy, Sender
+from .load import RetryPolicy, Sender
 from .mirror import Deactivations, deactivations, find_vanished
 from .pacing import Pacer
 from .prepare import prepare_in_parallel, prepare_products
 from .price_list import PriceListIndex
 from .records import key_hashes
-from .rejects import Reject, RejectsWriter
+from .rejects import Reject
 from .summary import RunSummary
 from .targets import Target
 
@@ -172,7 +171,8 @@ def load_price_list(
 
 
 class _Run:
-    """The state of one run; its methods are the stages, called in order by ``execute``."""
+    """One product run: the stages, called in order by ``execute``. The send half (batches,
+    concurrency, ledger outcomes) is the shared ``Delivery``."""
 
     def __init__(
         self,
@@ -193,71 +193,59 @@ class _Run:
             policy=options.policy,
             pacer=options.pacer or Pacer(concurrency),
         )
-        self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
-        self._queue: deque[Batch] = deque()
-        self._deactivating = False  # batches now carry deactivations, not feed records
-        self._deactivate_failed = 0
 
     def execute(
         self, chunks: Iterator[Chunk], price_list, mirror: Deactivations | None = None
     ) -> RunSummary:
-        started = self._started = time.perf_counter()
         index, list_rejects = price_list
-        crashed = self.ledger.abandon_unfinished(
-            job=self.job.job, target_id=self.target.id, entity=self.job.entity
-        )
-        if crashed:
-            self.options.log(f"finishing the work of interrupted run(s) {crashed}")
-        run_id = self.ledger.begin_run(
+        o = self.options
+        self.scope = open_run(
+            self.ledger,
             job=self.job.job,
             target_id=self.target.id,
             target_label=self.target.label,
             entity=self.job.entity,
             source=self.source,
-            full=self.options.full,
+            full=o.full,
+            summary=self.summary,
+            rejects_path=o.rejects_path,
+            state_dir=o.state_dir,
+            log=o.log,
         )
-        self.summary.run_id = run_id
-        self.run_id = run_id
-        state = (
-            AckedState.empty()
-            if self.options.full
-            else AckedState(
-                *self.ledger.acked_state(target_id=self.target.id, entity=self.job.entity)
-            )
-        )
-        rejects_path = self.options.rejects_path or (
-            self.options.state_dir / "rejects" / f"{self.job.job}-run{run_id}.csv"
-        )
-        self.rejects = RejectsWriter(rejects_path)
+        self.rejects = self.scope.rejects
         self.rejects.write(list_rejects)
-        self.dispatcher = Dispatcher(self.sender, self.sender.pacer.max_in_flight, self._record)
+        self.delivery = Delivery(
+            self.scope,
+            self.sender,
+            max_items=o.batch_items or self.job.batch.max_items,
+            max_bytes=self.job.batch.max_bytes,
+        )
         try:
-            self._stream(chunks, index, state)
+            self._stream(chunks, index, self.scope.acked_state(o.full))
             if mirror is not None:
                 self._deactivate(mirror)
             self.summary.status = self._outcome()
         except NymbleSyncError as exc:
             self.summary.status = "gated" if isinstance(exc, GateFailed) else "failed"
             self.summary.notes.append(str(exc))
-            self._stop()
+            self.delivery.stop()
             raise
         finally:
-            self._finish(started)
+            self.delivery.close()
+            self.scope.finish()
         return self.summary
 
     def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
         gate = self._gatekeeper()
         admission = Admission(self.job, state, self.rejects, self.summary, on_kept=gate.kept)
         for pending in admitted(chunks, self.job, index, admission):
-            self._enqueue(gate.add(pending))
-            self.ledger.heartbeat(self.run_id)
+            self.delivery.send(gate.add(pending))
+            self.ledger.heartbeat(self.scope.run_id)
             if self.options.progress is not None:
-                self.summary.elapsed_s = time.perf_counter() - self._started
+                self.summary.elapsed_s = time.perf_counter() - self.scope.started
                 self.options.progress(self.summary)
-        self._enqueue(gate.finish())
-        self._queue.extend(self.batcher.flush())
-        self._send_queued()
-        self.dispatcher.drain()
+        self.delivery.send(gate.finish())
+        self.delivery.finish()
 
     def _gatekeeper(self) -> Gatekeeper:
         """Quality gates: the feed's size is judged before reading, the records by window."""
@@ -282,11 +270,6 @@ class _Run:
         )
         return gate
 
-    def _enqueue(self, released: list[Pending]) -> None:
-        for pending in released:
-            self._queue.extend(self.batcher.add(pending))
-        self._send_queued()
-
     def _deactivate(self, mirror: Deactivations) -> None:
         """After every feed record is settled: send the deactivations, recorded alike."""
         if mirror.gone:
@@ -294,103 +277,13 @@ class _Run:
                 f"{len(mirror.gone):,} vanished product(s) are no longer at the target at all "
                 f"(e.g. {mirror.gone[0]!r}): nothing to deactivate"
             )
-        self._deactivating = True
-        self._queue.extend(self.batcher.add(mirror.records))
-        self._queue.extend(self.batcher.flush())
-        self._send_queued()
-        self.dispatcher.drain()
-
-    def _send_queued(self) -> None:
-        while self._queue:
-            batch = self._queue[0]
-            self.ledger.batch_pending(
-                self.run_id,
-                batch_id=batch.id,
-                entity=self.job.entity,
-                item_count=len(batch.records),
-                byte_count=batch.byte_count,
-            )
-            self.dispatcher.submit(batch)  # may raise AuthError collected from an earlier batch
-            self._queue.popleft()
-            self.summary.batches += 1
-
-    def _record(self, batch: Batch, result: BatchResult) -> None:
-        """Main thread only: count a finished batch and write its outcomes to the ledger."""
-        rec, statuses = batch.records, [o.status for o in result.outcomes]
-        failed = [i for i, s in enumerate(statuses) if s == "failed"]
-        if self._deactivating:  # not source rows: kept out of the balanced row counts
-            self.summary.deactivated += len(statuses) - len(failed)
-            self._deactivate_failed += len(failed)
-        else:
-            self.summary.created += statuses.count("created")
-            self.summary.updated += statuses.count("updated")
-            self.summary.failed += len(failed)
-        self.summary.requests += result.requests
-        self.summary.retries += result.retries
-        self.summary.throttled += result.throttled
-        if result.shrink:
-            self.batcher.max_items = max(1, self.batcher.max_items // 2)
-            self.batcher.max_bytes = max(1_000, self.batcher.max_bytes // 2)
-        self.ledger.record_outcomes(
-            self.run_id,
-            batch_id=batch.id,
-            target_id=self.target.id,
-            entity=self.job.entity,
-            external_ids=rec.external_ids,
-            key_hashes=rec.key_hashes,
-            content_hashes=rec.content_hashes,
-            statuses=statuses,
-            messages=[o.message for o in result.outcomes],
-        )
-        self.ledger.batch_done(
-            self.run_id,
-            batch_id=batch.id,
-            status="failed" if len(failed) == len(statuses) else "acked",
-            http_status=result.http_status,
-            attempts=result.requests,
-            elapsed_ms=0.0,
-            error="; ".join(result.errors) or None,
-        )
-        self.rejects.write(
-            Reject(
-                self.source,
-                None if self._deactivating else int(rec.rows[i]),
-                rec.external_ids[i],
-                "active" if self._deactivating else None,
-                None,
-                "api_failed",
-                result.outcomes[i].message or "failed",
-            )
-            for i in failed
-        )
-
-    def _stop(self) -> None:
-        """Account for every record that will not be sent in this run (the next run will)."""
-        unsent = [*self.dispatcher.abandon(), *self._queue, *self.batcher.flush()]
-        count = sum(len(b.records) for b in unsent)
-        if self._deactivating:
-            self.summary.notes.append(f"{count:,} deactivation(s) not sent; the next run will")
-        else:
-            self.summary.skipped += count
-        self._queue.clear()
+        self.delivery.deactivating = True
+        self.delivery.send([mirror.records])
+        self.delivery.finish()
 
     def _outcome(self) -> str:
-        if self._deactivate_failed:
-            self.summary.notes.append(
-                f"{self._deactivate_failed:,} deactivation(s) failed; see the rejects file"
-            )
-        troubled = self.summary.rejected or self.summary.failed or self._deactivate_failed
+        failed = self.delivery.deactivate_failed
+        if failed:
+            self.summary.notes.append(f"{failed:,} deactivation(s) failed; see the rejects file")
+        troubled = self.summary.rejected or self.summary.failed or failed
         return "partial" if troubled else "succeeded"
-
-    def _finish(self, started: float) -> None:
-        self.dispatcher.close()
-        self.rejects.close()
-        self.summary.elapsed_s = time.perf_counter() - started
-        self.summary.rejects_path = str(self.rejects.path) if self.rejects.count else None
-        self.ledger.finish_run(
-            self.run_id,
-            status=self.summary.status,
-            counts=self.summary.counts(),
-            rejects_path=self.summary.rejects_path,
-            elapsed_s=self.summary.elapsed_s,
-        )

@@ -10,8 +10,6 @@ batches recorded in the ledger before they are sent and their outcomes after.
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 
@@ -21,17 +19,16 @@ import sqlalchemy as sa
 
 from pipelines.api_state import ApiReader
 from pipelines.app import SyncSettings, client_for, default_ledger_url, open_target
-from pipelines.batching import Batch, Batcher
 from pipelines.contract import BULK_ENDPOINTS
+from pipelines.delivery import Delivery, open_run
 from pipelines.diff import AckedState
-from pipelines.dispatch import Dispatcher
 from pipelines.errors import NymbleSyncError
 from pipelines.ledger import Ledger, lock_holder
-from pipelines.load import BatchResult, Sender
+from pipelines.load import Sender
 from pipelines.pacing import Pacer
 from pipelines.pipeline import RunOptions
 from pipelines.prepare import prepare_in_parallel
-from pipelines.rejects import Reject, RejectsWriter
+from pipelines.rejects import RejectsWriter
 from pipelines.sql_source import SqlSourceConfig, make_engine, resolve_url
 from pipelines.summary import RunSummary
 from pipelines.targets import Target
@@ -115,7 +112,7 @@ def sync_entity(settings: SyncSettings) -> RunSummary:
 
 
 class _EntityRun:
-    """One run's bookkeeping around the shared send path; stages called by ``execute``."""
+    """One orders or customers run around the shared send half, ``Delivery``."""
 
     def __init__(
         self,
@@ -129,129 +126,45 @@ class _EntityRun:
         self.job, self.target, self.ledger, self.options = job, target, ledger, options
         self.sender, self.source = sender, source
         self.summary = RunSummary(job=job.job, entity=job.entity, target=target.label)
-        self.batcher = Batcher(options.batch_items or job.batch.max_items, job.batch.max_bytes)
-        self._queue: deque[Batch] = deque()
 
     def execute(self, admission: AdmissionFactory, prepared: Iterator[Prepared]) -> RunSummary:
-        started = time.perf_counter()
-        scope = {"job": self.job.job, "target_id": self.target.id, "entity": self.job.entity}
-        crashed = self.ledger.abandon_unfinished(**scope)
-        if crashed:
-            self.options.log(f"finishing the work of interrupted run(s) {crashed}")
-        self.run_id = self.summary.run_id = self.ledger.begin_run(
-            **scope, target_label=self.target.label, source=self.source, full=self.options.full
+        o = self.options
+        scope = open_run(
+            self.ledger,
+            job=self.job.job,
+            target_id=self.target.id,
+            target_label=self.target.label,
+            entity=self.job.entity,
+            source=self.source,
+            full=o.full,
+            summary=self.summary,
+            rejects_path=o.rejects_path,
+            state_dir=o.state_dir,
+            log=o.log,
         )
-        self.rejects = RejectsWriter(
-            self.options.rejects_path
-            or self.options.state_dir / "rejects" / f"{self.job.job}-run{self.run_id}.csv"
+        self.admission = admission(scope.acked_state(o.full), scope.rejects, self.summary)
+        delivery = Delivery(
+            scope,
+            self.sender,
+            max_items=o.batch_items or self.job.batch.max_items,
+            max_bytes=self.job.batch.max_bytes,
         )
-        self.admission = admission(self._acked_state(), self.rejects, self.summary)
-        self.dispatcher = Dispatcher(self.sender, self.sender.pacer.max_in_flight, self._record)
         try:
             for pending in map(self.admission.admit, prepared):
-                self._queue.extend(self.batcher.add(pending))
-                self._send_queued()
-                self.ledger.heartbeat(self.run_id)
-            self._queue.extend(self.batcher.flush())
-            self._send_queued()
-            self.dispatcher.drain()
+                delivery.send([pending])
+                self.ledger.heartbeat(scope.run_id)
+            delivery.finish()
             troubled = self.summary.rejected or self.summary.failed
             self.summary.status = "partial" if troubled else "succeeded"
         except NymbleSyncError as exc:
             self.summary.status = "failed"
             self.summary.notes.append(str(exc))
-            self._stop()
+            delivery.stop()
             raise
         finally:
-            self._finish(started)
+            delivery.close()
+            scope.finish()
         return self.summary
-
-    def _acked_state(self) -> AckedState:
-        if self.options.full:
-            return AckedState.empty()
-        return AckedState(
-            *self.ledger.acked_state(target_id=self.target.id, entity=self.job.entity)
-        )
-
-    def _send_queued(self) -> None:
-        while self._queue:
-            batch = self._queue[0]
-            self.ledger.batch_pending(
-                self.run_id,
-                batch_id=batch.id,
-                entity=self.job.entity,
-                item_count=len(batch.records),
-                byte_count=batch.byte_count,
-            )
-            self.dispatcher.submit(batch)
-            self._queue.popleft()
-            self.summary.batches += 1
-
-    def _record(self, batch: Batch, result: BatchResult) -> None:
-        """Main thread only: count a finished batch and write its outcomes to the ledger."""
-        rec, statuses = batch.records, [o.status for o in result.outcomes]
-        failed = [i for i, s in enumerate(statuses) if s == "failed"]
-        s = self.summary
-        s.created += statuses.count("created")
-        s.updated += statuses.count("updated")
-        s.failed += len(failed)
-        s.requests += result.requests
-        s.retries += result.retries
-        s.throttled += result.throttled
-        if result.shrink:
-            self.batcher.max_items = max(1, self.batcher.max_items // 2)
-            self.batcher.max_bytes = max(1_000, self.batcher.max_bytes // 2)
-        self.ledger.record_outcomes(
-            self.run_id,
-            batch_id=batch.id,
-            target_id=self.target.id,
-            entity=self.job.entity,
-            external_ids=rec.external_ids,
-            key_hashes=rec.key_hashes,
-            content_hashes=rec.content_hashes,
-            statuses=statuses,
-            messages=[o.message for o in result.outcomes],
-        )
-        self.ledger.batch_done(
-            self.run_id,
-            batch_id=batch.id,
-            status="failed" if len(failed) == len(statuses) else "acked",
-            http_status=result.http_status,
-            attempts=result.requests,
-            elapsed_ms=0.0,
-            error="; ".join(result.errors) or None,
-        )
-        self.rejects.write(
-            Reject(
-                self.source,
-                int(rec.rows[i]),
-                rec.external_ids[i],
-                None,
-                None,
-                "api_failed",
-                result.outcomes[i].message or "failed",
-            )
-            for i in failed
-        )
-
-    def _stop(self) -> None:
-        """Account for every record that will not be sent in this run (the next run will)."""
-        unsent = [*self.dispatcher.abandon(), *self._queue, *self.batcher.flush()]
-        self.summary.skipped += sum(len(b.records) for b in unsent)
-        self._queue.clear()
-
-    def _finish(self, started: float) -> None:
-        self.dispatcher.close()
-        self.rejects.close()
-        self.summary.elapsed_s = time.perf_counter() - started
-        self.summary.rejects_path = str(self.rejects.path) if self.rejects.count else None
-        self.ledger.finish_run(
-            self.run_id,
-            status=self.summary.status,
-            counts=self.summary.counts(),
-            rejects_path=self.summary.rejects_path,
-            elapsed_s=self.summary.elapsed_s,
-        )
 
 
 # --- pieces -----------------------------------------------------------------------------------
