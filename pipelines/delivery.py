@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .batching import Batch, Batcher, Pending
 from .diff import AckedState
 from .dispatch import Dispatcher
+from .errors import TransportError
 from .load import BatchResult
 from .rejects import Reject, RejectsWriter
 from .summary import RunSummary
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from .ledger import Ledger
 
 __all__ = ["Delivery", "RunScope", "open_run"]
+
+UNREACHABLE_BATCHES = 3
 
 
 @dataclass
@@ -104,6 +107,7 @@ class Delivery:
         self._queue: deque[Batch] = deque()
         self.deactivating = False  # batches now carry deactivations, not feed records
         self.deactivate_failed = 0
+        self._unreachable = 0  # batches in a row that failed whole after every retry
 
     def send(self, released: Iterable[Pending]) -> None:
         for pending in released:
@@ -185,6 +189,18 @@ class Delivery:
             error="; ".join(result.errors) or None,
         )
         scope.rejects.write(self._api_reject(rec, i, result.outcomes[i].message) for i in failed)
+        self._give_up_when_unreachable(result, len(failed) == len(statuses))
+
+    def _give_up_when_unreachable(self, result: BatchResult, all_failed: bool) -> None:
+        """A few whole batches lost to the network in a row mean the API is down: stop, rather
+        than spend an hour of backoff on every remaining batch (the next run sends them)."""
+        self._unreachable = self._unreachable + 1 if result.errors and all_failed else 0
+        if self._unreachable >= UNREACHABLE_BATCHES:
+            raise TransportError(
+                f"the API stayed unreachable: {self._unreachable} batches in a row failed after "
+                f"every retry ({result.errors[-1]}); check the network and the target URL, "
+                "then run again: nothing is lost"
+            )
 
     def _api_reject(self, rec: Pending, i: int, message: str | None) -> Reject:
         if self.deactivating:

@@ -174,3 +174,44 @@ def test_a_full_sync_through_every_fault_lands_every_record_exactly_once(tmp_pat
     assert summary.retries > 0 and sum(fired.values()) > 0
     assert summary.failed == 0 and summary.created + summary.updated == VALID
     assert len(held) == VALID and stored == VALID
+
+
+def test_an_unreachable_api_stops_the_run_with_exit_6(tmp_path):
+    from pipelines.app import SyncSettings, sync
+    from pipelines.errors import TransportError
+
+    settings = SyncSettings(
+        job_path=JOB,
+        target="http://127.0.0.1:1",
+        state_dir=tmp_path,
+        environ={"NYMBLE_API_KEY": API_KEY},
+        log=lambda _: None,
+        policy=FAST,
+        concurrency=1,
+        batch_items=100,
+    )
+    with pytest.raises(TransportError, match="stayed unreachable") as err:
+        sync(settings)
+    assert err.value.exit_code == 6
+
+
+def test_a_failed_gate_in_a_run_exits_4(tmp_path, emulator):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sku,price_retail\n" + "".join(f"S{i},x\n" for i in range(50)))
+    spec = yaml.safe_load(JOB.read_text())
+    spec.update(
+        source={"type": "csv", "path": str(bad)},
+        prices=[],
+        attributes={},
+        fields={"sku": "sku", "price": "price_retail"},
+    )
+    job = tmp_path / "job.yml"
+    job.write_text(yaml.safe_dump(spec))
+    env = {"NYMBLE_API_KEY": API_KEY, "NYMBLE_SYNC_HOME": str(tmp_path)}
+    result = CliRunner(env=env).invoke(main, ["run", str(job), "--target", emulator.base_url])
+    assert result.exit_code == 4 and "reject_rate" in result.output
+    assert bulk_requests(emulator) == 0
