@@ -28,7 +28,7 @@ import httpx
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_sync import KEY, free_port  # noqa: E402
+from bench_sync import KEY, start_emulator  # noqa: E402
 
 OUT = Path("bench/out")
 PG_URL = os.environ.get("NYMBLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -62,30 +62,6 @@ items:
   price: unit_price
 batch: {{max_items: {batch}, concurrency: {concurrency}}}
 """
-
-
-def start_emulator(db: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "pipelines.emulator",
-        "--port",
-        str(port),
-        "--api-key",
-        f"{KEY}=org_bench",
-        "--db",
-        str(db),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{url}/_emulator/stats", timeout=1)
-            return proc, url
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise RuntimeError("emulator did not start")
 
 
 # --- the ERP data -----------------------------------------------------------------------------
@@ -243,7 +219,7 @@ def measure(lines: int, backend: str, args) -> dict:
     state = OUT / f"orders_state_{backend}_{lines}"
     shutil.rmtree(state, ignore_errors=True)
     state.mkdir(parents=True)
-    emulator, target = start_emulator(state / "emulator.sqlite")
+    emulator, target = start_emulator(db=state / "emulator.sqlite")
     try:
         env = {**os.environ, "NYMBLE_API_KEY": KEY, "NYMBLE_SYNC_HOME": str(state)}
         subprocess.run(

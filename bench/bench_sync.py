@@ -59,7 +59,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_emulator(*faults: str) -> tuple[subprocess.Popen, str]:
+def start_emulator(*faults: str, db: Path | None = None) -> tuple[subprocess.Popen, str]:
     """An emulator in its own process (as the real API is elsewhere), with optional faults."""
     port = free_port()
     cmd = [
@@ -72,6 +72,7 @@ def start_emulator(*faults: str) -> tuple[subprocess.Popen, str]:
         f"{KEY}=org_bench",
         *[a for f in faults for a in ("--fault", f)],
     ]
+    cmd += ["--db", str(db)] if db is not None else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):

@@ -26,6 +26,7 @@ __all__ = [
     "client_for",
     "local_target",
     "open_target",
+    "run_options",
     "plan",
     "sync",
 ]
@@ -76,7 +77,7 @@ def sync(settings: SyncSettings) -> RunSummary:
     ):
         if lock.took_over_from:
             settings.log(f"took over the lock of {lock.took_over_from}, which had stopped")
-        return run_products(job, target, ledger, client, _run_options(settings))
+        return run_products(job, target, ledger, client, run_options(settings))
 
 
 def plan(settings: PlanSettings) -> Plan:
@@ -88,7 +89,7 @@ def plan(settings: PlanSettings) -> Plan:
             target,
             ledger,
             client,
-            _run_options(settings),
+            run_options(settings),
             against_api=settings.against_api,
             sample=settings.sample,
         )
@@ -98,7 +99,7 @@ def validate(settings: SyncSettings) -> ValidationReport:
     """Read, map and check a feed; judge the gates; send nothing, record no run."""
     job = load_job(settings.job_path)
     with _resources(settings, job) as (target, ledger, _client):
-        return validate_feed(job, target, ledger, _run_options(settings))
+        return validate_feed(job, target, ledger, run_options(settings))
 
 
 @contextmanager
@@ -118,7 +119,8 @@ def _resources(
         ledger.close()
 
 
-def _run_options(settings: SyncSettings) -> RunOptions:
+def run_options(settings: SyncSettings) -> RunOptions:
+    """The run's options, as every entity's runner takes them."""
     return RunOptions(
         source=settings.source,
         full=settings.full,

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .batching import Batch, Batcher, Pending
@@ -25,6 +24,8 @@ from .summary import RunSummary
 
 if TYPE_CHECKING:
     from .ledger import Ledger
+    from .pipeline import RunOptions
+    from .targets import Target
 
 __all__ = ["Delivery", "RunScope", "open_run"]
 
@@ -66,36 +67,26 @@ class RunScope:
 
 
 def open_run(
-    ledger: Ledger,
-    *,
-    job: str,
-    target_id: str,
-    target_label: str,
-    entity: str,
-    source: str,
-    full: bool,
-    summary: RunSummary,
-    rejects_path: Path | None,
-    state_dir: Path,
-    log: Callable[[str], None],
+    ledger: Ledger, target: Target, summary: RunSummary, source: str, options: RunOptions
 ) -> RunScope:
     """Finish the bookkeeping of interrupted runs, then record this one as running."""
     started = time.perf_counter()
-    crashed = ledger.abandon_unfinished(job=job, target_id=target_id, entity=entity)
+    job, entity = summary.job, summary.entity
+    crashed = ledger.abandon_unfinished(job=job, target_id=target.id, entity=entity)
     if crashed:
-        log(f"finishing the work of interrupted run(s) {crashed}")
+        options.log(f"finishing the work of interrupted run(s) {crashed}")
     run_id = ledger.begin_run(
         job=job,
-        target_id=target_id,
-        target_label=target_label,
+        target_id=target.id,
+        target_label=target.label,
         entity=entity,
         source=source,
-        full=full,
+        full=options.full,
     )
     summary.run_id = run_id
-    path = rejects_path or state_dir / "rejects" / f"{job}-run{run_id}.csv"
+    path = options.rejects_path or options.state_dir / "rejects" / f"{job}-run{run_id}.csv"
     return RunScope(
-        ledger, run_id, job, target_id, entity, source, summary, RejectsWriter(path), started
+        ledger, run_id, job, target.id, entity, source, summary, RejectsWriter(path), started
     )
 
 

@@ -199,19 +199,7 @@ class _Run:
     ) -> RunSummary:
         index, list_rejects = price_list
         o = self.options
-        self.scope = open_run(
-            self.ledger,
-            job=self.job.job,
-            target_id=self.target.id,
-            target_label=self.target.label,
-            entity=self.job.entity,
-            source=self.source,
-            full=o.full,
-            summary=self.summary,
-            rejects_path=o.rejects_path,
-            state_dir=o.state_dir,
-            log=o.log,
-        )
+        self.scope = open_run(self.ledger, self.target, self.summary, self.source, o)
         self.rejects = self.scope.rejects
         self.rejects.write(list_rejects)
         self.delivery = Delivery(

@@ -18,7 +18,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from pipelines.api_state import ApiReader
-from pipelines.app import SyncSettings, client_for, default_ledger_url, open_target
+from pipelines.app import SyncSettings, client_for, default_ledger_url, open_target, run_options
 from pipelines.contract import BULK_ENDPOINTS
 from pipelines.delivery import Delivery, open_run
 from pipelines.diff import AckedState
@@ -105,7 +105,7 @@ def sync_entity(settings: SyncSettings) -> RunSummary:
     ):
         if lock.took_over_from:
             settings.log(f"took over the lock of {lock.took_over_from}, which had stopped")
-        return runner(job, target, ledger, client, _options(settings), engines)
+        return runner(job, target, ledger, client, run_options(settings), engines)
 
 
 # --- the run loop -----------------------------------------------------------------------------
@@ -129,19 +129,7 @@ class _EntityRun:
 
     def execute(self, admission: AdmissionFactory, prepared: Iterator[Prepared]) -> RunSummary:
         o = self.options
-        scope = open_run(
-            self.ledger,
-            job=self.job.job,
-            target_id=self.target.id,
-            target_label=self.target.label,
-            entity=self.job.entity,
-            source=self.source,
-            full=o.full,
-            summary=self.summary,
-            rejects_path=o.rejects_path,
-            state_dir=o.state_dir,
-            log=o.log,
-        )
+        scope = open_run(self.ledger, self.target, self.summary, self.source, o)
         self.admission = admission(scope.acked_state(o.full), scope.rejects, self.summary)
         delivery = Delivery(
             scope,
@@ -271,16 +259,3 @@ def _sql_sources(job: EntityJob) -> list[SqlSource]:
     if isinstance(job, OrdersJob) and job.items.source is not None:
         sources.append(job.items.source)
     return [s for s in sources if isinstance(s, SqlSource)]
-
-
-def _options(settings: SyncSettings) -> RunOptions:
-    return RunOptions(
-        source=settings.source,
-        full=settings.full,
-        rejects_path=settings.rejects_path,
-        state_dir=settings.state_dir,
-        concurrency=settings.concurrency,
-        batch_items=settings.batch_items,
-        policy=settings.policy,
-        log=settings.log,
-    )
