@@ -29,6 +29,7 @@ from .errors import GateFailed, JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
 from .gatekeeper import Gatekeeper, source_size
 from .load import RetryPolicy, Sender
+from .memory import return_freed_memory
 from .mirror import Deactivations, deactivations, find_vanished
 from .pacing import Pacer
 from .prepare import prepare_in_parallel, prepare_products
@@ -227,7 +228,10 @@ class _Run:
         gate = self._gatekeeper()
         admission = Admission(self.job, state, self.rejects, self.summary, on_kept=gate.kept)
         for pending in admitted(chunks, self.job, index, admission):
-            self.delivery.send(gate.add(pending))
+            released = gate.add(pending)
+            self.delivery.send(released)
+            if released:  # a window went out: its bodies are garbage now
+                return_freed_memory()
             self.ledger.heartbeat(self.scope.run_id)
             if self.options.progress is not None:
                 self.summary.elapsed_s = time.perf_counter() - self.scope.started
