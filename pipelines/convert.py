@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from .contract import FieldType
 
-__all__ = ["convert", "normalize_text", "present"]
+__all__ = ["as_text", "convert", "normalize_text", "present", "value_map"]
 
 _DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _TRUE = ["true", "t", "yes", "y", "1"]
@@ -68,3 +68,23 @@ def _to_bool(column: pa.Array) -> tuple[pa.Array, np.ndarray]:
     known = pc.or_(is_true, is_false)
     bad = present(column) & ~known.to_numpy(zero_copy_only=False)
     return pc.if_else(known, is_true, pa.scalar(None, pa.bool_())), bad
+
+
+def as_text(value) -> str:
+    """A job-file value as the text the converters parse (YAML booleans as true/false)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def value_map(column: pa.Array, mapping: dict, default=None) -> tuple[pa.Array, np.ndarray]:
+    """Translate codes (e.g. ERP statuses) through ``mapping``; returns the translated text and
+    the cells whose code is not in it (none when a ``default`` fills them)."""
+    keys = pa.array([str(k) for k in mapping])
+    targets = pa.array([as_text(v) for v in mapping.values()])
+    index = pc.index_in(column, value_set=keys)
+    mapped = pc.take(targets, index)
+    unmapped = present(column) & ~present(index)
+    if default is not None:
+        return pc.if_else(pa.array(unmapped), pa.scalar(as_text(default)), mapped), np.zeros(
+            len(column), dtype=bool
+        )
+    return mapped, unmapped

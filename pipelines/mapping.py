@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .config import ColumnMap, Constant, JobConfig, TierPrice
 from .contract import PRODUCT_FIELDS
-from .convert import convert, normalize_text, present
+from .convert import convert, normalize_text, value_map
 from .extract import Chunk
 from .price_list import PriceListIndex
 from .validate import Failure
@@ -75,14 +74,8 @@ def _field(spec, kind, source, n: int, failures: list[Failure]) -> pa.Array:
 
 
 def _mapped_column(spec: ColumnMap, kind, column: pa.Array, failures: list[Failure]) -> pa.Array:
-    keys = pa.array([str(k) for k in spec.map])
-    targets = pa.array([_as_text(v) for v in spec.map.values()])
-    index = pc.index_in(column, value_set=keys)
-    mapped = pc.take(targets, index)
-    unmapped = present(column) & ~present(index)
-    if spec.default is not None:
-        mapped = pc.if_else(pa.array(unmapped), pa.scalar(_as_text(spec.default)), mapped)
-    elif unmapped.any():
+    mapped, unmapped = value_map(column, spec.map, spec.default)
+    if unmapped.any():
         known = ", ".join(str(k) for k in spec.map)
         failures.append(
             Failure(
@@ -95,10 +88,6 @@ def _mapped_column(spec: ColumnMap, kind, column: pa.Array, failures: list[Failu
         )
     values, _ = convert(mapped, kind)
     return values
-
-
-def _as_text(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _wide_prices(tiers: tuple[TierPrice, ...], source, failures: list[Failure]) -> pa.Array:

@@ -16,7 +16,15 @@ from .contract import COMMON_UNITS, ISO_4217
 from .convert import present
 from .rejects import Reject
 
-__all__ = ["Failure", "KeyTracker", "check_products", "product_warnings", "split_rejects"]
+__all__ = [
+    "Failure",
+    "KeyTracker",
+    "check_products",
+    "key_too_long",
+    "product_warnings",
+    "split_rejects",
+    "unknown_currency",
+]
 
 MAX_KEY_LENGTH = 255  # the ledger's external_id column; Nymble publishes no limit
 
@@ -40,7 +48,7 @@ def check_products(table: pa.Table, job: JobConfig) -> list[Failure]:
     failures = [
         _required(table, "externalId", job.key),
         _required(table, "sku", sources.get("sku", "sku")),
-        _too_long(table, job.key),
+        key_too_long(table.column("externalId").combine_chunks(), job.key),
     ]
     for field, minimum, rule in _RANGES:
         if field in table.column_names:
@@ -57,7 +65,7 @@ def check_products(table: pa.Table, job: JobConfig) -> list[Failure]:
             )
     if "currencyCode" in table.column_names:
         failures.append(
-            _currency(
+            unknown_currency(
                 table.column("currencyCode").combine_chunks(),
                 sources.get("currencyCode", "currencyCode"),
             )
@@ -74,7 +82,8 @@ _RANGES = [
 ]
 
 
-def _currency(values: pa.Array, column: str) -> Failure:
+def unknown_currency(values: pa.Array, column: str | None) -> Failure:
+    """Rows whose currency code is not ISO 4217 (a closed set, CONTRACT §3.2)."""
     codes = values.dictionary if pa.types.is_dictionary(values.type) else values
     known = pc.is_in(codes, value_set=pa.array(sorted(ISO_4217)))
     if pa.types.is_dictionary(values.type):
@@ -134,15 +143,15 @@ def _required(table: pa.Table, field: str, column: str) -> Failure:
     return Failure(~present(values), column, values, "required", f"{field} is required")
 
 
-def _too_long(table: pa.Table, column: str) -> Failure:
-    ids = table.column("externalId").combine_chunks()
+def key_too_long(ids: pa.Array, column: str) -> Failure:
+    """Keys the ledger cannot hold (Nymble publishes no limit; the ledger's column has one)."""
     long = pc.fill_null(pc.greater(pc.utf8_length(ids), MAX_KEY_LENGTH), False)
     return Failure(
         long.to_numpy(zero_copy_only=False),
         column,
         ids,
         "key_too_long",
-        f"externalId is longer than {MAX_KEY_LENGTH} characters",
+        f"the key is longer than {MAX_KEY_LENGTH} characters",
     )
 
 

@@ -10,9 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import ISO_4217
 from pipelines.convert import present
-from pipelines.validate import MAX_KEY_LENGTH, Failure
+from pipelines.validate import Failure, key_too_long, unknown_currency
 
 from .config import CustomersJob, OrdersJob
 from .grouping import BROKEN
@@ -29,13 +28,15 @@ def check_orders(table: pa.Table, job: OrdersJob, grouped: pa.Table) -> list[Fai
     customer = pc.struct_field(table.column("customer").combine_chunks(), "customerNumber")
     failures = [
         _missing(table.column("externalId"), job.key, "externalId"),
-        _too_long(table.column("externalId"), job.key),
+        key_too_long(_whole(table.column("externalId")), job.key),
         _missing(customer, columns.get("customer.customerNumber"), "customer.customerNumber"),
         *_item_rules(table.column("items").combine_chunks(), job),
         _broken(grouped, job),
     ]
     if "currencyCode" in table.column_names:
-        failures.append(_currency(table.column("currencyCode"), columns.get("currencyCode")))
+        failures.append(
+            unknown_currency(_whole(table.column("currencyCode")), columns.get("currencyCode"))
+        )
     if "shippingDetails" in table.column_names:
         total = table.column("shippingDetails").combine_chunks()
         if "shippingTotal" in [f.name for f in total.type]:
@@ -48,14 +49,16 @@ def check_customers(table: pa.Table, job: CustomersJob) -> list[Failure]:
     columns = _sources(job.fields)
     failures = [
         _missing(table.column("customerNumber"), job.key, "customerNumber"),
-        _too_long(table.column("customerNumber"), job.key),
+        key_too_long(_whole(table.column("customerNumber")), job.key),
     ]
     for name in _CUSTOMER_REQUIRED:
         if name not in table.column_names:
             continue  # load_entity_job cannot know; the API will say so for every customer
         failures.append(_missing(table.column(name), columns.get(name), name))
     if "currencyCode" in table.column_names:
-        failures.append(_currency(table.column("currencyCode"), columns.get("currencyCode")))
+        failures.append(
+            unknown_currency(_whole(table.column("currencyCode")), columns.get("currencyCode"))
+        )
     return [f for f in failures if f is not None and f.mask.any()]
 
 
@@ -123,30 +126,8 @@ def _missing(values, column: str | None, field: str) -> Failure:
     return Failure(~present(values), column, values, "required", f"{field} is required")
 
 
-def _too_long(values, column: str) -> Failure:
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    long = pc.fill_null(pc.greater(pc.utf8_length(values), MAX_KEY_LENGTH), False)
-    return Failure(
-        long.to_numpy(zero_copy_only=False),
-        column,
-        values,
-        "key_too_long",
-        f"the key is longer than {MAX_KEY_LENGTH} characters",
-    )
-
-
-def _currency(values, column: str | None) -> Failure:
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    plain = values.cast(pa.string()) if pa.types.is_dictionary(values.type) else values
-    known = pc.fill_null(pc.is_in(plain, value_set=pa.array(sorted(ISO_4217))), False)
-    bad = present(plain) & ~known.to_numpy(zero_copy_only=False)
-    return Failure(
-        bad,
-        column,
-        plain,
-        "unknown_currency",
-        "is not an ISO 4217 currency code (e.g. USD, EUR, CAD)",
-    )
+def _whole(values) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def _sources(fields: dict) -> dict[str, str]:

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.config import ColumnMap, Constant
-from pipelines.convert import convert, normalize_text, present
+from pipelines.convert import as_text, convert, normalize_text, present, value_map
 from pipelines.errors import JobFileError, Problem
 from pipelines.extract import Chunk
 from pipelines.validate import Failure
@@ -110,7 +110,7 @@ class _Fields:
 
     def _constant(self, target: str, spec: Constant, kind: Kind, n: int) -> pa.Array:
         """A constant typed as its field, dictionary-encoded: serialized once, not n times."""
-        one = pa.array([_as_text(spec.value)])
+        one = pa.array([as_text(spec.value)])
         if kind == "money":
             one, bad, fine = to_money(one, self.job.money_scale)
         elif kind in ("integer", "boolean"):
@@ -151,13 +151,7 @@ class _Fields:
         return values
 
     def _mapped(self, spec: ColumnMap, column: pa.Array) -> pa.Array:
-        keys = pa.array([str(k) for k in spec.map])
-        targets = pa.array([_as_text(v) for v in spec.map.values()])
-        index = pc.index_in(column, value_set=keys)
-        mapped = pc.take(targets, index)
-        unmapped = present(column) & ~present(index)
-        if spec.default is not None:
-            return pc.if_else(pa.array(unmapped), pa.scalar(_as_text(spec.default)), mapped)
+        mapped, unmapped = value_map(column, spec.map, spec.default)
         known = ", ".join(str(k) for k in spec.map)
         self._fail(
             unmapped,
@@ -256,7 +250,3 @@ def _text(values: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def _plain_text(values: pa.Array) -> pa.Array:
     return _text(values) if pa.types.is_string(values.type) else values
-
-
-def _as_text(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
