@@ -226,8 +226,8 @@ def _take(
         raise LockHeld(
             f"job {job!r} is already running at this target: locked by {_who(row)} since "
             f"{_stamp(row.acquired_at)}, last heartbeat {age:.0f} s ago; try again later "
-            f"(a lock whose holder died is taken over once its heartbeat is "
-            f"{stale_after_s:.0f} s old)"
+            f"(a lock whose holder died is taken over: at once if it ran on this host, "
+            f"otherwise once its heartbeat is {stale_after_s:.0f} s old)"
         )
     # Guarded by the old token too, though the serialization above already excludes a race.
     conn.execute(sa.update(locks).where(*key, locks.c.token == row.token).values(values))
