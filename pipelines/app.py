@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -16,6 +17,9 @@ from .load import RetryPolicy
 from .pipeline import RunOptions, run_products
 from .plan import Plan, plan_products
 from .summary import RunSummary
+
+if TYPE_CHECKING:
+    from .doctor import DoctorSettings
 from .targets import Target, default_state_dir, fingerprint, resolve_target
 from .validation import ValidationReport, validate_feed
 
@@ -109,7 +113,11 @@ def _resources(
     ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
     try:
         with (
-            open_target(settings, allow_production=job.allow_production) as target,
+            open_target(
+                settings,
+                allow_production=settings.allow_production or job.allow_production,
+                warn=settings.log,
+            ) as target,
             client_for(
                 target, job.batch.timeout_s, settings.concurrency or job.batch.concurrency
             ) as client,
@@ -141,7 +149,14 @@ def default_ledger_url(state_dir: Path) -> str:
 
 
 @contextmanager
-def open_target(settings: SyncSettings, *, allow_production: bool = False) -> Iterator[Target]:
+def open_target(
+    settings: SyncSettings | DoctorSettings,
+    *,
+    allow_production: bool,
+    warn: Callable[[str], None],
+) -> Iterator[Target]:
+    """The target a command names: the in-process emulator for ``local``, else a resolved
+    remote target (``allow_production`` is the caller's decision: writes need consent)."""
     if settings.target == "local":
         with local_target(settings.state_dir) as target:
             yield target
@@ -150,8 +165,8 @@ def open_target(settings: SyncSettings, *, allow_production: bool = False) -> It
         settings.target,
         api_key_file=settings.api_key_file,
         environ=settings.environ,
-        allow_production=settings.allow_production or allow_production,
-        warn=settings.log,
+        allow_production=allow_production,
+        warn=warn,
     )
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -21,10 +20,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .app import client_for, default_ledger_url, local_target
+from .app import client_for, default_ledger_url, open_target
 from .errors import EXIT_AUTH, EXIT_CONFIG, EXIT_OK, EXIT_TRANSPORT, NymbleSyncError
 from .ledger import Ledger, lock_holder
-from .targets import Target, default_state_dir, resolve_target
+from .targets import Target, default_state_dir
 
 __all__ = ["Check", "DoctorSettings", "diagnose", "exit_code"]
 
@@ -61,7 +60,8 @@ def diagnose(settings: DoctorSettings, warn: Callable[[str], None] = print) -> l
     left out rather than failed a second time."""
     checks = [_check_ledger(settings.ledger_url or default_ledger_url(settings.state_dir))]
     try:
-        with _target(settings, warn) as target:
+        # Doctor only reads, so production needs no consent here.
+        with open_target(settings, allow_production=True, warn=warn) as target:
             named = settings.target.rstrip("/") != target.base_url
             where = f"{settings.target} → {target.label}" if named else target.base_url
             checks.append(Check("target", True, f"{where} (key: {_key_source(settings)})"))
@@ -93,22 +93,6 @@ def _key_source(settings: DoctorSettings) -> str:
     if settings.target == "local":
         return "the local emulator's own"
     return str(settings.api_key_file) if settings.api_key_file else "NYMBLE_API_KEY"
-
-
-@contextmanager
-def _target(settings: DoctorSettings, warn: Callable[[str], None]) -> Iterator[Target]:
-    if settings.target == "local":
-        with local_target(settings.state_dir) as target:
-            yield target
-        return
-    # Doctor only reads, so production needs no consent here.
-    yield resolve_target(
-        settings.target,
-        api_key_file=settings.api_key_file,
-        environ=settings.environ,
-        allow_production=True,
-        warn=warn,
-    )
 
 
 def _check_api(target: Target) -> list[Check]:

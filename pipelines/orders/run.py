@@ -241,7 +241,13 @@ def _resources(settings: SyncSettings, job: EntityJob):
     with ExitStack() as stack:
         ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
         stack.callback(ledger.close)
-        target = stack.enter_context(open_target(settings, allow_production=job.allow_production))
+        target = stack.enter_context(
+            open_target(
+                settings,
+                allow_production=settings.allow_production or job.allow_production,
+                warn=settings.log,
+            )
+        )
         concurrency = settings.concurrency or job.batch.concurrency
         client = stack.enter_context(client_for(target, job.batch.timeout_s, concurrency))
         engines: dict[str, sa.Engine] = {}

@@ -56,10 +56,7 @@ def open_orders(
     engines: Mapping[str, sa.Engine],
     watermark_from: str | None,
 ) -> Feed:
-    feed = Feed(_name(job.source, options))
-    watermark = job.watermark.column if job.watermark else None
-    columns, headers = _open(job, job.source, feed, engines, options, watermark_from, watermark)
-    check_source_columns(job.path, job.source_columns_used(), columns, source=feed.name)
+    feed, columns, headers = _open_main(job, options, engines, watermark_from)
     items = list(job.items.columns().values())
     lines_source = job.items.source
     if lines_source is None:  # one row per line in the job's own source
@@ -86,12 +83,19 @@ def open_customers(
     engines: Mapping[str, sa.Engine],
     watermark_from: str | None,
 ) -> Feed:
+    feed, _columns, feed.chunks = _open_main(job, options, engines, watermark_from)
+    return feed
+
+
+def _open_main(
+    job, options: RunOptions, engines: Mapping[str, sa.Engine], watermark_from: str | None
+):
+    """The job's own source, its columns checked against what the job reads."""
     feed = Feed(_name(job.source, options))
     watermark = job.watermark.column if job.watermark else None
     columns, chunks = _open(job, job.source, feed, engines, options, watermark_from, watermark)
     check_source_columns(job.path, job.source_columns_used(), columns, source=feed.name)
-    feed.chunks = chunks
-    return feed
+    return feed, columns, chunks
 
 
 def overlap_start(stored: str | None, overlap: timedelta) -> str | None:
