@@ -17,16 +17,7 @@ from .rejects import RejectsWriter
 from .summary import RunSummary
 from .validate import Failure, KeyTracker, split_rejects
 
-__all__ = ["Admission", "FeedKeys"]
-
-
-class FeedKeys(KeyTracker):
-    """A KeyTracker that can also list the keys it holds: what a complete feed contains."""
-
-    def keys(self) -> np.ndarray:
-        """Every key seen so far, sorted ascending, without repeats."""
-        runs = [keys for keys, _rows in self._runs]
-        return np.unique(np.concatenate(runs)) if runs else np.empty(0, np.int64)
+__all__ = ["Admission"]
 
 
 class Admission:
@@ -40,7 +31,7 @@ class Admission:
     ):
         self.state, self.rejects, self.summary = state, rejects, summary
         self.on_kept = on_kept  # sees the records that passed every check (quality suites)
-        self.ids = FeedKeys("externalId", job.key)  # also: every key this feed holds
+        self.ids = KeyTracker("externalId", job.key)  # also: every key this feed holds
         self._rejected_keys: list[np.ndarray] = []  # rows the feed holds but rejected
         sku = job.fields.get("sku")
         self.skus = KeyTracker("sku", sku if isinstance(sku, str) else "sku")

@@ -133,10 +133,11 @@ def main() -> None:
 def run(job_file: Path, as_json: bool, log_format: str, **options) -> None:
     """Sync one job: extract, map, check, send what changed, record it in the ledger."""
     from .app import SyncSettings, sync  # keeps `nymble-sync --help` fast
-    from .memory import use_returning_allocator
+    from .memory import defer_pandas, use_returning_allocator
     from .progress import Reporter
 
     use_returning_allocator()
+    defer_pandas()
     reporter = Reporter(log_format)
     try:
         summary = sync(

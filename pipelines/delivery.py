@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["Delivery", "RunScope", "open_run"]
 
 UNREACHABLE_BATCHES = 3
+# A heartbeat is a ledger write (~1 ms on SQLite): one per chunk cost ~0.25 s per million
+# rows. A crashed run is told apart by a heartbeat minutes old, so once a second is plenty.
+HEARTBEAT_EVERY_S = 1.0
 
 
 @dataclass
@@ -45,6 +48,15 @@ class RunScope:
     summary: RunSummary
     rejects: RejectsWriter
     started: float
+    last_beat: float = 0.0
+
+    def beat(self) -> None:
+        """Tell the ledger this run is alive (at most every HEARTBEAT_EVERY_S); raises
+        LockHeld if its lock was lost to another process."""
+        now = time.monotonic()
+        if now - self.last_beat >= HEARTBEAT_EVERY_S:
+            self.ledger.heartbeat(self.run_id)
+            self.last_beat = now
 
     def acked_state(self, full: bool) -> AckedState:
         """What the target acknowledged before (nothing when ``full``: send everything)."""

@@ -33,5 +33,9 @@ class AckedState:
         """True where the record's content hash equals the acknowledged one."""
         if not len(self.keys):
             return np.zeros(len(keys), dtype=bool)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        return (self.keys[pos] == keys) & (self.hashes[pos] == hashes)
+        order = np.argsort(keys)  # sorted needles search ~3x faster (see KeyTracker.check)
+        ordered = keys[order]
+        pos = np.minimum(np.searchsorted(self.keys, ordered), len(self.keys) - 1)
+        same = np.empty(len(keys), dtype=bool)
+        same[order] = (self.keys[pos] == ordered) & (self.hashes[pos] == hashes[order])
+        return same

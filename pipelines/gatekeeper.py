@@ -5,7 +5,8 @@ Before a window goes out, the user's expectation suite runs on its mapped record
 flags are rejected), and the gates are checked on everything read so far. The first window
 is therefore judged before the first request is sent: a broken export (a column of empty
 prices, nearly every row rejected) stops the run before it touches the live catalog, and a
-small feed is judged whole. A gate that fails later stops the rest from being sent.
+small feed is judged whole. A gate that fails later stops the rest from being sent. A job
+without a suite holds only its first window, then releases each chunk once the gates allow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .batching import Pending
 from .errors import GateFailed
@@ -34,6 +34,8 @@ def source_size(path: Path, kind: str) -> int:
     line breaks for CSV (~0.1 s per 250 MB; quoted newlines count too, alike each run),
     the row count in the footer for Parquet."""
     if kind == "parquet":
+        import pyarrow.parquet as pq  # only Parquet runs pay for loading it
+
         return pq.ParquetFile(path).metadata.num_rows
     lines = 0
     with path.open("rb") as f:
@@ -61,6 +63,7 @@ class Gatekeeper:
         self._held: list[Pending] = []
         self._frames: list[pa.Table] = []
         self._window_start = 0
+        self._released_once = False
         self._totals: dict[int, list[int]] = {}  # expectation → [unexpected, elements]
         self.results: list[GateResult] = []
 
@@ -82,9 +85,15 @@ class Gatekeeper:
             self._frames.append(pa.table({**columns, ROW_ID: pa.array(rows)}))
 
     def add(self, pending: Pending) -> list[Pending]:
-        """Hold ``pending``; return what may be sent now (a judged window, or nothing)."""
+        """Hold ``pending``; return what may be sent now (a judged window, or nothing).
+
+        Without an expectation suite only the first window is held: after it, each chunk goes
+        out as soon as the gates, checked on everything read so far, allow. Holding more would
+        only cost memory and leave the connection idle while the next window fills.
+        """
         self._held.append(pending)
-        if self.summary.rows_read - self._window_start < self.window_rows:
+        streaming = self._released_once and not self.expectations
+        if not streaming and self.summary.rows_read - self._window_start < self.window_rows:
             return []
         return self._release()
 
@@ -92,6 +101,7 @@ class Gatekeeper:
         return self._release()
 
     def _release(self) -> list[Pending]:
+        self._released_once = True
         flagged = self._run_expectations()
         held, self._held = self._held, []
         self._window_start = self.summary.rows_read

@@ -232,7 +232,7 @@ class _Run:
             self.delivery.send(released)
             if released:  # a window went out: its bodies are garbage now
                 return_freed_memory()
-            self.ledger.heartbeat(self.scope.run_id)
+            self.scope.beat()
             if self.options.progress is not None:
                 self.summary.elapsed_s = time.perf_counter() - self.scope.started
                 self.options.progress(self.summary)

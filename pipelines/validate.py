@@ -5,6 +5,7 @@ Checks are boolean masks over whole columns; only the failing rows become ``Reje
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,34 +156,75 @@ def key_too_long(ids: pa.Array, column: str) -> Failure:
     )
 
 
+class _SeenFilter:
+    """A one-hash Bloom filter over 64-bit key hashes: "not seen" is certain, "seen" may be
+    wrong (under ~1 in 16 once full). Most keys of a run are new, and this answers for them
+    from a few MB instead of binary searches through every key seen so far."""
+
+    def __init__(self, bits: int = 1 << 20):
+        self.words = np.zeros(bits // 64, dtype=np.uint64)
+        self.count = 0
+
+    def _places(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = keys.view(np.uint64)
+        word = (h >> np.uint64(6)) & np.uint64(len(self.words) - 1)
+        return word, np.left_shift(np.uint64(1), h & np.uint64(63))
+
+    def may_hold(self, keys: np.ndarray) -> np.ndarray:
+        word, bit = self._places(keys)
+        return (self.words[word] & bit) != 0
+
+    def add(self, keys: np.ndarray, every_key: Callable[[], np.ndarray]) -> None:
+        self.count += len(keys)
+        if self.count * 16 > len(self.words) * 64:  # grow 4x and refill from every key
+            self.words = np.zeros(len(self.words) * 4, dtype=np.uint64)
+            keys = every_key()
+        word, bit = self._places(keys)
+        np.bitwise_or.at(self.words, word, bit)
+
+
 class KeyTracker:
     """Remembers the keys already seen in this run, so a second row with one is rejected.
 
     Keys are 64-bit hashes kept with the row that first had them, in a few sorted runs that
-    merge as they grow (like an LSM tree): a million keys cost 16 MB, and a chunk's check
-    costs a few binary searches, not a re-sort of everything seen so far.
+    merge as they grow (like an LSM tree), behind a Bloom filter: a million keys cost 16 MB,
+    and a chunk's check is a filter lookup plus binary searches for the few keys it flags.
     """
 
     def __init__(self, field: str, column: str):
         self.field, self.column = field, column
         self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, first rows)
+        self._filter = _SeenFilter()
+
+    def keys(self) -> np.ndarray:
+        """Every key seen so far, sorted ascending, without repeats."""
+        runs = [keys for keys, _rows in self._runs]
+        return np.sort(np.concatenate(runs)) if runs else np.empty(0, np.int64)
 
     def check(
         self, values: pa.Array, keys: np.ndarray, rows: np.ndarray, candidates: np.ndarray
     ) -> Failure | None:
         """Flag rows (among ``candidates``) whose key occurred on an earlier row of the run."""
         idx = np.nonzero(candidates & present(values))[0]
-        first_row = self._earlier(keys[idx])
-        uniq, first, inverse = np.unique(keys[idx], return_index=True, return_inverse=True)
-        in_chunk = rows[idx[first]][inverse]  # the first row in this chunk with the same key
-        first_row = np.where((first_row < 0) & (in_chunk != rows[idx]), in_chunk, first_row)
+        # In key order, equal keys of this chunk sit side by side, the earliest row first (a
+        # stable sort of rising rows), and binary searches with sorted needles run faster.
+        order = idx[np.argsort(keys[idx], kind="stable")]
+        ordered = keys[order]
+        first_row = np.full(len(ordered), -1, dtype=np.int64)
+        maybe = self._filter.may_hold(ordered)
+        if maybe.any():
+            first_row[maybe] = self._earlier(ordered[maybe])
+        starts = np.ones(len(ordered), dtype=bool)
+        starts[1:] = ordered[1:] != ordered[:-1]
+        group_first = np.maximum.accumulate(np.where(starts, np.arange(len(ordered)), 0))
+        first_row = np.where((first_row < 0) & ~starts, rows[order[group_first]], first_row)
         new = first_row < 0
-        self._remember(keys[idx[new]], rows[idx[new]].astype(np.int32))
+        self._remember(ordered[new], rows[order[new]].astype(np.int32))
         if new.all():
             return None
         dup = np.zeros(len(values), dtype=bool)
-        dup[idx[~new]] = True
-        earlier = dict(zip(idx[~new].tolist(), first_row[~new].tolist(), strict=True))
+        dup[order[~new]] = True
+        earlier = dict(zip(order[~new].tolist(), first_row[~new].tolist(), strict=True))
         return Failure(
             dup,
             self.column,
@@ -192,22 +234,33 @@ class KeyTracker:
             related=earlier,
         )
 
-    def _earlier(self, keys: np.ndarray) -> np.ndarray:
-        """The row where each key was first seen in an earlier chunk, or -1."""
-        found = np.full(len(keys), -1, dtype=np.int64)
+    def _earlier(self, ordered: np.ndarray) -> np.ndarray:
+        """The row where each key (sorted ascending) was first seen in an earlier chunk, or -1."""
+        found = np.full(len(ordered), -1, dtype=np.int64)
         for run_keys, run_rows in self._runs:
-            pos = np.minimum(np.searchsorted(run_keys, keys), len(run_keys) - 1)
-            found = np.where(run_keys[pos] == keys, run_rows[pos], found)
+            pos = np.minimum(np.searchsorted(run_keys, ordered), len(run_keys) - 1)
+            found = np.where(run_keys[pos] == ordered, run_rows[pos], found)
         return found
 
-    def _remember(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        order = np.argsort(keys, kind="stable")
-        self._runs.append((keys[order], rows[order]))
+    def _remember(self, ordered: np.ndarray, rows: np.ndarray) -> None:
+        """Add new keys (sorted ascending, none seen before) with their rows."""
+        if not len(ordered):
+            return
+        self._runs.append((ordered, rows))
         while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-            (k2, r2), (k1, r1) = self._runs.pop(), self._runs.pop()
-            merged_keys = np.concatenate([k1, k2])
-            order = np.argsort(merged_keys, kind="stable")
-            self._runs.append((merged_keys[order], np.concatenate([r1, r2])[order]))
+            newer = self._runs.pop()
+            self._runs.append(_merge(self._runs.pop(), newer))
+        self._filter.add(ordered, self.keys)
+
+
+def _merge(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two runs of (sorted keys, rows) as one. A stable argsort of the two side by side is a
+    timsort that finds the two runs and merges them: linear, ~4x faster than searching."""
+    keys = np.concatenate([a[0], b[0]])
+    order = np.argsort(keys, kind="stable")
+    return keys[order], np.concatenate([a[1], b[1]])[order]
 
 
 def split_rejects(

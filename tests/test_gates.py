@@ -77,3 +77,47 @@ def test_unknown_expectations_and_unmapped_columns_are_reported_before_reading()
     )
     assert "GX has no expectation 'expect_column_values_to_be_purple'" in problems[0]
     assert "column 'prise' is not a mapped field" in problems[1]
+
+
+def _pending(first_row: int, count: int):
+    from pipelines.batching import Pending
+
+    rows = np.arange(first_row, first_row + count, dtype=np.int64)
+    return Pending([f"P{r}" for r in rows.tolist()], rows, rows, rows, [b"{}"] * count)
+
+
+def _gatekeeper(tmp_path, expectations=()):
+    from pipelines.gatekeeper import Gatekeeper
+    from pipelines.rejects import RejectsWriter
+    from pipelines.summary import RunSummary
+
+    summary = RunSummary(job="j", entity="products", target="local")
+    keeper = Gatekeeper(
+        settings=GateSettings(),
+        expectations=list(expectations),
+        summary=summary,
+        rejects=RejectsWriter(tmp_path / "rejects.csv"),
+        source="feed.csv",
+        window_rows=100,
+        log=lambda _: None,
+    )
+    return keeper, summary
+
+
+def test_without_a_suite_only_the_first_window_is_held_then_the_gate_is_checked_per_chunk(
+    tmp_path,
+):
+    from pipelines.errors import GateFailed
+
+    keeper, summary = _gatekeeper(tmp_path)
+    released = []
+    for start in range(0, 100, 40):  # 40, 80: held; 120 rows read: the first window goes
+        summary.rows_read += 40
+        released.append(sum(len(p) for p in keeper.add(_pending(start, 40))))
+    assert released == [0, 0, 120]
+    summary.rows_read += 40  # after the first window, each chunk goes out at once
+    assert sum(len(p) for p in keeper.add(_pending(120, 40))) == 40
+    summary.rows_read += 40
+    summary.rejected += 40  # 40 of 200 rejected: above the 10% limit, so nothing more goes
+    with pytest.raises(GateFailed, match="reject_rate"):
+        keeper.add(_pending(160, 40))

@@ -75,3 +75,37 @@ def test_warnings_name_unusual_units_and_skus_unusable_in_paths(checked):
         "weightUnit is not a common unit" in n and "'stone'" in n and "row 11" in n for n in notes
     )
     assert any("SKU contains '/'" in n and "row 11" in n for n in notes)
+
+
+def test_key_tracker_names_the_first_row_of_every_repeated_key_across_many_chunks():
+    """Against a plain dict, over enough chunks that new keys move from the small sorted array
+    into the large one several times, with repeats inside chunks and across them."""
+    import pyarrow as pa
+
+    from pipelines.validate import KeyTracker
+
+    rng = np.random.default_rng(7)
+    tracker = KeyTracker("externalId", "sku")
+    first_seen: dict[int, int] = {}
+    next_row = 2
+    for _ in range(60):
+        size = int(rng.integers(1, 6000))
+        keys = rng.integers(1, 200_000, size).astype(np.int64)  # many repeats
+        rows = np.arange(next_row, next_row + size, dtype=np.int64)
+        next_row += size
+        values = pa.array([str(k) for k in keys.tolist()])
+        candidates = rng.random(size) > 0.05  # rows already rejected are not candidates
+        failure = tracker.check(values, keys, rows, candidates)
+        expected = {}
+        for i, (key, row) in enumerate(zip(keys.tolist(), rows.tolist(), strict=True)):
+            if not candidates[i]:
+                continue
+            if key in first_seen:
+                expected[i] = first_seen[key]
+            else:
+                first_seen[key] = row
+        flagged = {} if failure is None else failure.related
+        assert flagged == expected
+        if failure is not None:
+            assert np.nonzero(failure.mask)[0].tolist() == sorted(expected)
+    assert tracker.keys().tolist() == sorted(first_seen)

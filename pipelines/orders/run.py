@@ -140,7 +140,7 @@ class _EntityRun:
         try:
             for pending in map(self.admission.admit, prepared):
                 delivery.send([pending])
-                self.ledger.heartbeat(scope.run_id)
+                scope.beat()
             delivery.finish()
             troubled = self.summary.rejected or self.summary.failed
             self.summary.status = "partial" if troubled else "succeeded"
