@@ -5,7 +5,7 @@ Checks are boolean masks over whole columns; only the failing rows become ``Reje
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,11 +174,16 @@ class _SeenFilter:
         word, bit = self._places(keys)
         return (self.words[word] & bit) != 0
 
-    def add(self, keys: np.ndarray, every_key: Callable[[], np.ndarray]) -> None:
+    def add(self, keys: np.ndarray, every_key: Callable[[], Iterable[np.ndarray]]) -> None:
         self.count += len(keys)
         if self.count * 16 > len(self.words) * 64:  # grow 4x and refill from every key
             self.words = np.zeros(len(self.words) * 4, dtype=np.uint64)
-            keys = every_key()
+            for part in every_key():
+                self._set(part)
+        else:
+            self._set(keys)
+
+    def _set(self, keys: np.ndarray) -> None:
         word, bit = self._places(keys)
         np.bitwise_or.at(self.words, word, bit)
 
@@ -186,10 +191,14 @@ class _SeenFilter:
 class KeyTracker:
     """Remembers the keys already seen in this run, so a second row with one is rejected.
 
-    Keys are 64-bit hashes kept with the row that first had them, in a few sorted runs that
-    merge as they grow (like an LSM tree), behind a Bloom filter: a million keys cost 16 MB,
-    and a chunk's check is a filter lookup plus binary searches for the few keys it flags.
+    Keys are 64-bit hashes kept with the row that first had them, in sorted runs that merge
+    as they grow (like an LSM tree) up to RUN_LIMIT keys, behind a Bloom filter: a million keys
+    cost 14 MB, and a chunk's check is a filter lookup plus binary searches for the few keys it
+    flags. Capping the runs keeps merges small: one merge of two 500,000-key runs needed ~40 MB
+    for a moment, and two trackers tend to merge at the same time.
     """
+
+    RUN_LIMIT = 1 << 18
 
     def __init__(self, field: str, column: str):
         self.field, self.column = field, column
@@ -200,6 +209,9 @@ class KeyTracker:
         """Every key seen so far, sorted ascending, without repeats."""
         runs = [keys for keys, _rows in self._runs]
         return np.sort(np.concatenate(runs)) if runs else np.empty(0, np.int64)
+
+    def _run_keys(self) -> Iterator[np.ndarray]:
+        return (keys for keys, _rows in self._runs)
 
     def check(
         self, values: pa.Array, keys: np.ndarray, rows: np.ndarray, candidates: np.ndarray
@@ -246,11 +258,16 @@ class KeyTracker:
         """Add new keys (sorted ascending, none seen before) with their rows."""
         if not len(ordered):
             return
-        self._runs.append((ordered, rows))
-        while len(self._runs) > 1 and len(self._runs[-2][0]) <= 2 * len(self._runs[-1][0]):
-            newer = self._runs.pop()
-            self._runs.append(_merge(self._runs.pop(), newer))
-        self._filter.add(ordered, self.keys)
+        runs = self._runs
+        runs.append((ordered, rows))
+        while (
+            len(runs) > 1
+            and len(runs[-2][0]) <= 2 * len(runs[-1][0])
+            and len(runs[-2][0]) + len(runs[-1][0]) <= self.RUN_LIMIT
+        ):
+            newer = runs.pop()
+            runs.append(_merge(runs.pop(), newer))
+        self._filter.add(ordered, self._run_keys)
 
 
 def _merge(

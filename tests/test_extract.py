@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipelines import extract
 from pipelines.errors import SourceError
 from pipelines.extract import (
     Chunk,
@@ -193,7 +194,13 @@ def test_small_blocks_give_several_chunks_with_contiguous_row_numbers(tmp_path):
     assert records[0]["upc"] == "000000000002"
 
 
-def test_malformed_rows_become_rejects_and_later_rows_keep_their_numbers(tmp_path):
+@pytest.mark.parametrize("read_bytes", [None, 4 << 10])
+def test_malformed_rows_become_rejects_and_later_rows_keep_their_numbers(
+    tmp_path, monkeypatch, read_bytes
+):
+    """Also with Arrow reading 4 KB blocks that are joined four at a time into chunks."""
+    if read_bytes:
+        monkeypatch.setattr(extract, "_READ_BYTES", read_bytes)
     bad = {
         700: "S700,too few",
         1_500: "S1500,one,two,three",

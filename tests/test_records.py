@@ -37,6 +37,16 @@ def test_serialized_records_are_the_json_orjson_would_write():
         assert body == orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
 
 
+@pytest.mark.parametrize("start", range(len(TEXTS)))
+def test_each_slice_of_a_column_escapes_exactly_what_it_holds(start):
+    """The escape check scans bytes: a slice must be judged on its own values (a quote just
+    outside it is harmless), and every value needing escapes inside it must get them."""
+    for stop in range(start, len(TEXTS) + 1):
+        part = pa.array(TEXTS).slice(start, stop - start)
+        bodies, _ = serialize(pa.table({"sku": part}))
+        assert [orjson.loads(b)["sku"] for b in bodies] == TEXTS[start:stop]
+
+
 def test_hashes_depend_on_content_only_not_on_slicing_or_chunking():
     table = pa.table(
         {"sku": pa.array([f"S{i}" for i in range(100)]), "price": pa.array(np.arange(100) / 4)}
@@ -54,6 +64,44 @@ def test_a_column_read_as_float_hashes_like_the_same_numbers_read_as_int():
         serialize(pa.table({"q": as_int}))[1].tolist()
         == serialize(pa.table({"q": as_text_float}))[1].tolist()
     )
+
+
+NUMBER_CELLS = [
+    "1",
+    "+1",
+    "-1.5",
+    ".5",
+    "1.",
+    "1e5",
+    "1.e5",
+    "+.5e+3",
+    "00012",
+    "-0",
+    "1e400",
+    "nan",
+    "NaN",
+    "inf",
+    "-Infinity",
+    "0x10",
+    "1_0",
+    "1,5",
+    "\u0663",
+    "e5",
+    ".",
+    "1e",
+]
+
+
+@pytest.mark.parametrize("cells", [[c] for c in NUMBER_CELLS] + [NUMBER_CELLS])
+def test_a_number_is_what_the_decimal_pattern_accepts_whichever_way_it_is_parsed(cells):
+    """Whole columns of good numbers take Arrow's parse, others a pattern: same answers."""
+    import re
+
+    pattern = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+    values, bad = convert(pa.array(cells), "decimal")
+    good = [pattern.fullmatch(c) is not None for c in cells]
+    assert bad.tolist() == [not g for g in good]
+    assert values.to_pylist() == [float(c) if g else None for c, g in zip(cells, good, strict=True)]
 
 
 def test_conversion_flags_exactly_the_cells_that_do_not_parse():
@@ -94,3 +142,22 @@ def test_batches_respect_item_and_byte_bounds_across_chunks(max_items, max_bytes
     assert [len(b.records) for b in batches] == sizes
     assert [x for b in batches for x in b.records.bodies] == bodies
     assert all(b.byte_count <= max_bytes for b in batches)
+
+
+def test_text_is_trimmed_and_blanks_become_missing_in_every_slice_of_every_mix():
+    """Clean columns skip the trim kernels after a look at each value's first and last byte;
+    whatever the mix, the result equals trimming everything."""
+    import itertools
+
+    import pyarrow.compute as pc
+
+    def trimmed(column):
+        text = pc.utf8_trim_whitespace(column)
+        return pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+
+    cells = ["a", " a", "a ", "", " ", "\u00a0x", "x\u3000", "é", "mid dle", None, "\tb", "c\n"]
+    for combo in itertools.product(cells, repeat=3):
+        column = pa.array(list(combo), pa.string())
+        for start in range(3):
+            part = column.slice(start)
+            assert normalize_text(part).equals(trimmed(part)), (combo, start)

@@ -77,15 +77,18 @@ def test_warnings_name_unusual_units_and_skus_unusable_in_paths(checked):
     assert any("SKU contains '/'" in n and "row 11" in n for n in notes)
 
 
-def test_key_tracker_names_the_first_row_of_every_repeated_key_across_many_chunks():
-    """Against a plain dict, over enough chunks that new keys move from the small sorted array
-    into the large one several times, with repeats inside chunks and across them."""
+@pytest.mark.parametrize("run_limit", [None, 4096])
+def test_key_tracker_names_the_first_row_of_every_repeated_key_across_many_chunks(run_limit):
+    """Against a plain dict, over enough chunks that the sorted runs merge many times (and,
+    with a small run limit, stop merging), with repeats inside chunks and across them."""
     import pyarrow as pa
 
     from pipelines.validate import KeyTracker
 
     rng = np.random.default_rng(7)
     tracker = KeyTracker("externalId", "sku")
+    if run_limit:
+        tracker.RUN_LIMIT = run_limit
     first_seen: dict[int, int] = {}
     next_row = 2
     for _ in range(60):
