@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
+from collections.abc import Callable
 from importlib.abc import MetaPathFinder
 
 import pyarrow as pa
@@ -32,11 +34,19 @@ def use_returning_allocator() -> None:
         pass
 
 
-def return_freed_memory() -> None:
-    """Ask glibc to release freed heap pages (a no-op where there is no malloc_trim)."""
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    # find_library runs ldconfig in a subprocess: once per process, not once per call.
     name = ctypes.util.find_library("c")
-    libc = ctypes.CDLL(name) if name else None
-    trim = getattr(libc, "malloc_trim", None)
+    return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+
+
+def return_freed_memory() -> None:
+    """Ask glibc to release freed heap pages (a no-op where there is no malloc_trim).
+
+    A trim walks the whole heap (~1-2 ms here): call it after large frees, not per chunk.
+    """
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
 

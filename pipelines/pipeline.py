@@ -227,11 +227,13 @@ class _Run:
     def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
         gate = self._gatekeeper()
         admission = Admission(self.job, state, self.rejects, self.summary, on_kept=gate.kept)
+        trimmed_at = 0  # rows read when freed memory was last given back
         for pending in admitted(chunks, self.job, index, admission):
             released = gate.add(pending)
             self.delivery.send(released)
-            if released:  # a window went out: its bodies are garbage now
-                return_freed_memory()
+            if released and self.summary.rows_read - trimmed_at >= gate.window_rows:
+                return_freed_memory()  # a window's bodies went out: garbage now
+                trimmed_at = self.summary.rows_read
             self.scope.beat()
             if self.options.progress is not None:
                 self.summary.elapsed_s = time.perf_counter() - self.scope.started
