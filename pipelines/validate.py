@@ -217,7 +217,7 @@ class KeyTracker:
 
     def keys(self) -> np.ndarray:
         """Every key seen so far, sorted ascending, without repeats."""
-        runs = [keys for keys, _rows in self._runs]
+        runs = list(self._run_keys())
         return np.sort(np.concatenate(runs)) if runs else np.empty(0, np.int64)
 
     def _run_keys(self) -> Iterator[np.ndarray]:
