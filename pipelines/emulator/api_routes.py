@@ -45,13 +45,21 @@ def _page(envelope: dict[str, Any], render: Any) -> Response:
     return json_response(200, envelope)
 
 
-def bulk_products(app: EmulatorApp, request: Request) -> Response:
+def _bulk(
+    app: EmulatorApp, request: Request, validate: Any, max_items: int, store: Any
+) -> Response:
+    """A bulk write: one at a time (SQLite and the GIL gain nothing from overlap), the whole
+    body validated first, then applied in one transaction."""
     with app.bulk_lock:
         body = parse_json_body(request)
         app.stats.items(len(body) if isinstance(body, list) else 0)
-        docs = validate_bulk_products(body, app.settings.max_bulk_items)
-        summary = app.products.bulk_upsert(_org(request), docs, app.injector.config)
+        docs = validate(body, max_items)
+        summary = store.bulk_upsert(_org(request), docs, app.injector.config)
         return json_response(200, summary)
+
+
+def bulk_products(app: EmulatorApp, request: Request) -> Response:
+    return _bulk(app, request, validate_bulk_products, app.settings.max_bulk_items, app.products)
 
 
 def put_product(app: EmulatorApp, request: Request) -> Response:
@@ -99,12 +107,7 @@ def get_customer(app: EmulatorApp, request: Request) -> Response:
 
 
 def bulk_orders(app: EmulatorApp, request: Request) -> Response:
-    with app.bulk_lock:
-        body = parse_json_body(request)
-        app.stats.items(len(body) if isinstance(body, list) else 0)
-        docs = validate_bulk_orders(body, app.settings.max_bulk_orders)
-        summary = app.orders.bulk_upsert(_org(request), docs, app.injector.config)
-        return json_response(200, summary)
+    return _bulk(app, request, validate_bulk_orders, app.settings.max_bulk_orders, app.orders)
 
 
 def list_orders(app: EmulatorApp, request: Request) -> Response:
