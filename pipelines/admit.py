@@ -5,19 +5,27 @@ keeps the records whose content differs from what the target last acknowledged."
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
 from .batching import Pending
 from .config import JobConfig
-from .diff import AckedState
+from .diff import AckedState, tags
+from .memo import MemoFile
 from .prepare import Prepared
 from .rejects import RejectsWriter
 from .summary import RunSummary
 from .validate import Failure, KeyTracker, split_rejects
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "Screened"]
+
+
+@dataclass(frozen=True)
+class Screened:
+    prepared: Prepared
+    duplicates: list[Failure]  # rows whose key an earlier row of the run already had
 
 
 class Admission:
@@ -28,18 +36,26 @@ class Admission:
         rejects: RejectsWriter,
         summary: RunSummary,
         on_kept: Callable[[pa.Table, np.ndarray], None] | None = None,
+        memo: MemoFile | None = None,
     ):
         self.state, self.rejects, self.summary = state, rejects, summary
         self.on_kept = on_kept  # sees the records that passed every check (quality suites)
+        self.memo = memo  # learns which source row gave each kept record
         self.ids = KeyTracker("externalId", job.key)  # also: every key this feed holds
         self._rejected_keys: list[np.ndarray] = []  # rows the feed holds but rejected
         sku = job.fields.get("sku")
         self.skus = KeyTracker("sku", sku if isinstance(sku, str) else "sku")
 
-    def admit(self, p: Prepared) -> Pending:
+    def screen(self, p: Prepared) -> Screened:
+        """Find the rows that repeat a key of an earlier row. Call it for every chunk in
+        source order (it may be on another thread than ``admit``)."""
+        return Screened(p, self._duplicates(p))
+
+    def admit(self, screened: Screened) -> Pending:
+        p = screened.prepared
         chunk = p.chunk
         self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
-        failures = p.failures + self._duplicates(p)
+        failures = p.failures + screened.duplicates
         table, rows, rejects = split_rejects(p.table, chunk.rows, failures, source=chunk.source)
         self.summary.rejected += len(chunk.rejects) + len(chunk.table) - len(table)
         self.rejects.write(sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0))
@@ -56,7 +72,10 @@ class Admission:
         if self.on_kept is not None:
             self.on_kept(table, rows)
         keys, hashes = p.keys[keep], p.hashes[among_passed]
-        same = self.state.unchanged(keys, hashes)
+        at = self.state.locate(keys) if p.located is None else p.located[keep]
+        if self.memo is not None and p.fingerprints is not None:
+            self.memo.remember(self.state, at, keys, tags(p.fingerprints[keep], hashes))
+        same = self.state.unchanged(at, hashes)
         self.summary.unchanged += int(same.sum())
         send = np.nonzero(~same)[0]
         ids = table.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()

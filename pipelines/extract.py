@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -28,6 +28,7 @@ from pipelines.rejects import Reject
 __all__ = [
     "Chunk",
     "EncodingChoice",
+    "coalesce",
     "csv_columns",
     "detect_encoding",
     "parquet_columns",
@@ -333,7 +334,13 @@ def _number_batches(reader, malformed: _MalformedRows, source: str) -> Iterator[
 def _regroup(chunks: Iterator[Chunk], size: int) -> Iterator[Chunk]:
     """Consecutive chunks joined ``size`` at a time: Arrow reads small blocks (its read-ahead
     holds ~36 of them), the pipeline works on big ones (fewer calls per row)."""
-    while group := list(islice(chunks, size)):
+    return coalesce(chunks, lambda: size)
+
+
+def coalesce(chunks: Iterable[Chunk], size: Callable[[], int]) -> Iterator[Chunk]:
+    """Consecutive chunks joined into one, ``size()`` at a time (asked before each)."""
+    chunks = iter(chunks)
+    while group := list(islice(chunks, size())):
         if len(group) == 1:
             yield group[0]
             continue

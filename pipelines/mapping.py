@@ -17,7 +17,7 @@ from .extract import Chunk
 from .price_list import PriceListIndex
 from .validate import Failure
 
-__all__ = ["PRICE_TYPE", "map_products"]
+__all__ = ["PRICE_TYPE", "map_identities", "map_products"]
 
 PRICE_TYPE = pa.struct(
     [
@@ -31,12 +31,7 @@ PRICE_TYPE = pa.struct(
 def map_products(
     chunk: Chunk, job: JobConfig, price_list: PriceListIndex | None = None
 ) -> tuple[pa.Table, list[Failure]]:
-    used = set(job.source_columns_used().values())
-    source = {
-        name: normalize_text(chunk.table.column(name).combine_chunks())
-        for name in chunk.table.column_names
-        if name in used
-    }
+    source = _source(chunk, set(job.source_columns_used().values()))
     failures: list[Failure] = []
     columns = {"externalId": source[job.key]}
     for target, spec in job.fields.items():
@@ -50,6 +45,24 @@ def map_products(
             [source[c] for c in job.attributes.values()], names=list(job.attributes)
         )
     return pa.table(columns), failures
+
+
+def map_identities(chunk: Chunk, job: JobConfig) -> pa.Table:
+    """Only ``externalId`` and ``sku``, exactly as ``map_products`` gives them: what a run
+    needs of rows known to be unchanged (to find repeated keys)."""
+    spec = job.fields["sku"]
+    column = spec if isinstance(spec, str) else getattr(spec, "column", None)
+    source = _source(chunk, {job.key, column})
+    sku = _field(spec, PRODUCT_FIELDS["sku"], source, len(chunk.table), [])
+    return pa.table({"externalId": source[job.key], "sku": sku})
+
+
+def _source(chunk: Chunk, used: set[str | None]) -> dict[str, pa.Array]:
+    return {
+        name: normalize_text(chunk.table.column(name).combine_chunks())
+        for name in chunk.table.column_names
+        if name in used
+    }
 
 
 def _field(spec, kind, source, n: int, failures: list[Failure]) -> pa.Array:

@@ -72,7 +72,7 @@ def find_vanished(
     tells products already deactivated by an earlier run (they are neither live nor sent
     again)."""
     keys, ids = keys_synced_by_job(ledger, job=job.job, target_id=target_id, entity=job.entity)
-    live = ~acked.unchanged(keys, deactivated_hashes(ids))
+    live = ~acked.unchanged(acked.locate(keys), deactivated_hashes(ids))
     absent = ~np.isin(keys, feed_keys, assume_unique=True)
     pick = np.flatnonzero(live & absent)
     return Vanished(int(live.sum()), keys[pick], [ids[i] for i in pick])

@@ -29,10 +29,11 @@ from .errors import GateFailed, JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
 from .gatekeeper import Gatekeeper, source_size
 from .load import RetryPolicy, Sender
+from .memo import MemoFile, RowFingerprints, file_digest
 from .memory import return_freed_memory
 from .mirror import Deactivations, deactivations, find_vanished
 from .pacing import Pacer
-from .prepare import prepare_in_parallel, prepare_products
+from .prepare import Recall, prepare_in_parallel, prepare_products
 from .price_list import PriceListIndex
 from .records import key_hashes
 from .rejects import Reject
@@ -135,12 +136,22 @@ def open_feed(job: JobConfig, options: RunOptions) -> tuple[str, Iterator[Chunk]
 
 
 def admitted(
-    chunks: Iterable[Chunk], job: JobConfig, index: PriceListIndex | None, admission: Admission
+    chunks: Iterable[Chunk],
+    job: JobConfig,
+    index: PriceListIndex | None,
+    admission: Admission,
+    recall: Recall | None = None,
 ) -> Iterator[Pending]:
     """The one streaming path of `run` and `plan`: chunks prepared in parallel, admitted in
     order; yields each chunk's records that differ from the acknowledged state."""
-    prepared = prepare_in_parallel(chunks, lambda chunk: prepare_products(chunk, job, index))
-    for chunk in prepared:
+    if recall is not None:
+        chunks = extract.coalesce(chunks, recall.chunk_size)
+    screened = prepare_in_parallel(
+        chunks,
+        lambda chunk: prepare_products(chunk, job, index, recall),
+        in_order=admission.screen,
+    )
+    for chunk in screened:
         yield admission.admit(chunk)
 
 
@@ -226,9 +237,12 @@ class _Run:
 
     def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
         gate = self._gatekeeper()
-        admission = Admission(self.job, state, self.rejects, self.summary, on_kept=gate.kept)
+        memo, recall = self._memo(state)
+        admission = Admission(
+            self.job, state, self.rejects, self.summary, on_kept=gate.kept, memo=memo
+        )
         trimmed_at = 0  # rows read when freed memory was last given back
-        for pending in admitted(chunks, self.job, index, admission):
+        for pending in admitted(chunks, self.job, index, admission, recall):
             released = gate.add(pending)
             self.delivery.send(released)
             if released and self.summary.rows_read - trimmed_at >= gate.window_rows:
@@ -240,6 +254,21 @@ class _Run:
                 self.options.progress(self.summary)
         self.delivery.send(gate.finish())
         self.delivery.finish()
+        memo.save(state)
+
+    def _memo(self, state: AckedState) -> tuple[MemoFile, Recall]:
+        """The source-row memo of this job at this target, loaded into ``state``."""
+        memo = MemoFile.for_scope(
+            self.options.state_dir,
+            job=self.job.job,
+            entity=self.job.entity,
+            target_id=self.target.id,
+        )
+        memo.load_into(state)
+        price_list = self.job.price_list
+        digest = file_digest(price_list.source.path) if price_list is not None else None
+        fingerprints = RowFingerprints(self.job, price_list_digest=digest)
+        return memo, Recall(fingerprints, state, skip_mapping=not self.job.expectations)
 
     def _gatekeeper(self) -> Gatekeeper:
         """Quality gates: the feed's size is judged before reading, the records by window."""

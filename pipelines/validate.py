@@ -6,7 +6,7 @@ Checks are boolean masks over whole columns; only the failing rows become ``Reje
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +40,21 @@ class Failure:
     rule: str
     message: str
     related: dict[int, int] | None = None  # row index → the earlier row it conflicts with
+
+    def spread(self, at: np.ndarray, length: int) -> Failure:
+        """This failure, found on a subset of a chunk's rows (subset row i is chunk row
+        ``at[i]``), stated over all ``length`` rows of the chunk."""
+        mask = np.zeros(length, dtype=bool)
+        mask[at] = self.mask
+        values = self.values
+        if values is not None:
+            where = np.zeros(length, np.intp)  # rows outside the subset never fail here
+            where[at] = np.arange(len(at))
+            values = values.take(pa.array(where))
+        related = self.related
+        if related is not None:
+            related = {int(at[i]): row for i, row in related.items()}
+        return replace(self, mask=mask, values=values, related=related)
 
 
 def check_products(table: pa.Table, job: JobConfig) -> list[Failure]:

@@ -118,7 +118,9 @@ def test_acked_state_finds_only_identical_content():
     keys = key_hashes(pa.array(["a", "b", "c"]))
     state = AckedState(keys[::-1].copy(), np.array([30, 20, 10], dtype=np.int64))
     probe = key_hashes(pa.array(["a", "b", "zz"]))
-    assert state.unchanged(probe, np.array([10, 99, 10], dtype=np.int64)).tolist() == [
+    assert state.unchanged(
+        state.locate(probe), np.array([10, 99, 10], dtype=np.int64)
+    ).tolist() == [
         True,
         False,
         False,

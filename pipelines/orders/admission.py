@@ -114,7 +114,7 @@ class Admission:
             else [b for b, k in zip(p.bodies, among_passed, strict=True) if k]
         )
         keys, hashes = p.keys[keep], p.hashes[among_passed]
-        same = self.state.unchanged(keys, hashes)
+        same = self.state.unchanged(self.state.locate(keys), hashes)
         self.summary.unchanged += int(same.sum())
         send = np.nonzero(~same)[0]
         ids = kept.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()

@@ -1,0 +1,175 @@
+"""The source-row memo: rows whose source is what produced the acknowledged record are
+known to be unchanged before they are serialized.
+
+Mapping, checking and serializing a product cost ~3.5 µs; fingerprinting its source row
+~0.5 µs. In a nightly delta 99% of rows are unchanged: with the memo a run maps and
+serializes only the 1% that differ, and of the rest takes just the keys (duplicates are
+still found among all rows).
+
+A *tag* binds a row's fingerprint to the content hash its record got:
+``tag = mix(fingerprint, content_hash)``. A later run trusts a tag only when it equals
+``mix(fingerprint of this row, content hash the target acknowledged)``: then this row's
+record hashes to what the target holds. So a tag is a fact about a pure function (this
+source row, under this mapping, gives that record), never about the target; a stale, lost or
+foreign memo file costs speed, never a skipped change. The fingerprint covers the job's
+mapping, this code's version and the price list's bytes, so changing any of them makes
+every row a miss.
+
+The memo is a file of (key hash, tag) int64 pairs in the state directory, one per job,
+entity and target, rewritten at the end of each run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import xxhash
+
+from .config import JobConfig
+from .diff import AckedState, Located, mix
+
+__all__ = ["MemoFile", "RowFingerprints", "file_digest"]
+
+# Bump when mapping or serialization can give other bytes for the same source row.
+FORMAT = 1
+_PAIR = 2  # int64s per memo entry: key hash, tag
+_IO_ENTRIES = 1 << 16  # entries read or written at a time (1 MB): the end of a run is no
+# time to raise peak memory
+
+
+def file_digest(path: Path) -> str:
+    """xxh3 of a file's bytes, read in blocks."""
+    digest = xxhash.xxh3_64()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RowFingerprints:
+    """64-bit fingerprints of the source columns a job reads, one per row.
+
+    A row's fingerprint covers each value's bytes, length and presence, so values that
+    merely concatenate alike ("ab", "c" and "a", "bc") or an empty and a missing value
+    differ, plus a seed made of everything besides the row that shapes its record.
+    """
+
+    _LENGTHS = np.uint64(0x9E3779B97F4A7C15)  # odd: Horner steps over column lengths
+
+    def __init__(self, job: JobConfig, *, price_list_digest: str | None = None):
+        self.columns = sorted(set(job.source_columns_used().values()))
+        try:
+            version = metadata.version("nymble-sync")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        shape = job.model_dump(
+            mode="json", include={"entity", "key", "fields", "prices", "price_list", "attributes"}
+        )
+        seed = orjson.dumps(
+            [FORMAT, version, self.columns, shape, price_list_digest], option=orjson.OPT_SORT_KEYS
+        )
+        self.seed = np.array([xxhash.xxh3_64_intdigest(seed)], np.uint64)
+
+    def __call__(self, table: pa.Table) -> np.ndarray | None:
+        """The rows' fingerprints, or None when a column is of a type with no text form."""
+        try:  # piece by piece: a joined row costs as many bytes as the row itself
+            parts = [self._batch(batch) for batch in table.select(self.columns).to_batches()]
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            return None
+        return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+    def _batch(self, batch: pa.RecordBatch) -> np.ndarray:
+        columns = [_as_text(column) for column in batch.columns]
+        lengths = np.zeros(len(batch), np.uint64)
+        for column in columns:  # present values count length + 1, missing ones 0
+            size = pc.add(pc.binary_length(column), 1).fill_null(0)
+            lengths = lengths * self._LENGTHS + size.to_numpy(zero_copy_only=False).astype(
+                np.uint64
+            )
+        joined = pc.binary_join_element_wise(
+            *columns, "", null_handling="replace", null_replacement=""
+        )
+        rows = pc.cast(joined, pa.binary()).to_pylist()
+        digests = np.fromiter(map(xxhash.xxh3_64_intdigest, rows), np.uint64, count=len(rows))
+        return mix(digests ^ mix(lengths ^ self.seed).view(np.uint64))
+
+
+def _as_text(column: pa.Array) -> pa.Array:
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return column
+    return pc.cast(column, pa.string())
+
+
+class MemoFile:
+    """One job's memo at one target, kept as ``path``; new keys of a run are spilled to a
+    side file as they come, so memory holds only the tags of keys the ledger knows."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._spill_path = path.with_name(path.name + ".new")
+        self._spilled = False
+
+    @classmethod
+    def for_scope(cls, state_dir: Path, *, job: str, entity: str, target_id: str) -> MemoFile:
+        scope = xxhash.xxh3_64_hexdigest(f"{job}\0{entity}\0{target_id}".encode())
+        return cls(state_dir / "memo" / f"{entity}-{scope}.bin")
+
+    def load_into(self, state: AckedState) -> None:
+        """Give ``state`` the remembered tags of its keys (none when the file is missing)."""
+        state.attach_tags()
+        if not self.path.exists():
+            return
+        with open(self.path, "rb") as f:
+            while True:
+                entries = np.fromfile(f, np.int64, count=_IO_ENTRIES * _PAIR)
+                if len(entries) < _PAIR:
+                    return
+                pairs = entries[: len(entries) // _PAIR * _PAIR].reshape(-1, _PAIR)
+                state.remember(state.locate(pairs[:, 0]), pairs[:, 1])
+
+    def remember(
+        self, state: AckedState, at: Located, keys: np.ndarray, new_tags: np.ndarray
+    ) -> None:
+        """Keep the tags of this run's rows: in ``state`` for keys it holds, spilled to the
+        side file for the others."""
+        state.remember(at, new_tags)
+        missing = ~at.found
+        if not missing.any():
+            return
+        if not self._spilled:  # what a crashed run spilled would only take room
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._spill_path.unlink(missing_ok=True)
+            self._spilled = True
+        with open(self._spill_path, "ab") as spill:
+            spill.write(np.column_stack([keys[missing], new_tags[missing]]))
+
+    def save(self, state: AckedState) -> None:
+        """Write the memo: every tag ``state`` holds, then the spilled ones. Atomic: a crash
+        leaves the previous memo, which is still sound."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        with open(partial, "wb") as out:
+            for keys, held in _slices(state.keys, state.tags):
+                out.write(np.column_stack([keys, held]))
+            if self._spilled:
+                with open(self._spill_path, "rb") as spilled:
+                    while block := spilled.read(_IO_ENTRIES * _PAIR * 8):
+                        out.write(block)
+        os.replace(partial, self.path)
+        self._spill_path.unlink(missing_ok=True)
+
+
+def _slices(keys: np.ndarray, held: np.ndarray | None) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    if held is None:
+        return
+    for start in range(0, len(keys), _IO_ENTRIES):
+        part = slice(start, start + _IO_ENTRIES)
+        known = held[part] != 0
+        yield keys[part][known], held[part][known]

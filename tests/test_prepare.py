@@ -1,0 +1,67 @@
+"""prepare_in_parallel: chunks prepared on worker threads come back in source order."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pipelines.prepare import prepare_in_parallel
+
+
+def _slow_first(n: int) -> int:
+    time.sleep(0.02 * (n % 3 == 0))  # every third chunk finishes after the one behind it
+    return n
+
+
+def test_in_order_steps_and_results_follow_the_source_order():
+    seen: list[int] = []
+    results = list(
+        prepare_in_parallel(range(12), _slow_first, in_order=lambda n: seen.append(n) or -n)
+    )
+    assert seen == list(range(12))
+    assert results == [-n for n in range(12)]
+
+
+def test_a_source_error_comes_after_the_chunks_read_before_it():
+    def source():
+        yield from range(5)
+        raise ValueError("row 7: bad")
+
+    got = []
+    with pytest.raises(ValueError, match="row 7"):
+        for n in prepare_in_parallel(source(), _slow_first):
+            got.append(n)
+    assert got == list(range(5))
+
+
+def test_a_worker_error_stops_the_stream_at_its_chunk():
+    def prepare(n: int) -> int:
+        if n == 4:
+            raise RuntimeError("chunk 4")
+        return n
+
+    got = []
+    with pytest.raises(RuntimeError, match="chunk 4"):
+        for n in prepare_in_parallel(range(10), prepare, in_order=lambda n: n):
+            got.append(n)
+    assert got == [0, 1, 2, 3]
+
+
+def test_leaving_early_closes_the_source_and_reads_no_further():
+    read, closed = [], threading.Event()
+
+    def source():
+        try:
+            for n in range(1000):
+                read.append(n)
+                yield n
+        finally:
+            closed.set()
+
+    for n in prepare_in_parallel(source(), _slow_first, workers=2):
+        if n == 3:
+            break
+    assert closed.wait(5)
+    assert max(read) <= 3 + 2  # the chunk in hand and at most `workers` read ahead
