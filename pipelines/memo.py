@@ -12,8 +12,8 @@ A *tag* binds a row's fingerprint to the content hash its record got:
 record hashes to what the target holds. So a tag is a fact about a pure function (this
 source row, under this mapping, gives that record), never about the target; a stale, lost or
 foreign memo file costs speed, never a skipped change. The fingerprint covers the job's
-mapping, this code's version and the price list's bytes, so changing any of them makes
-every row a miss.
+mapping, this package's code (and the versions of the libraries that print the JSON) and
+the price list's bytes, so changing any of them makes every row a miss.
 
 The memo is a file of (key hash, tag) int64 pairs in the state directory, one per job,
 entity and target, rewritten at the end of each run.
@@ -21,6 +21,7 @@ entity and target, rewritten at the end of each run.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable
 from importlib import metadata
@@ -35,13 +36,27 @@ import xxhash
 from .config import JobConfig
 from .diff import AckedState, Located, mix
 
-__all__ = ["MemoFile", "RowFingerprints", "file_digest"]
+__all__ = ["MemoFile", "RowFingerprints", "code_digest", "file_digest"]
 
-# Bump when mapping or serialization can give other bytes for the same source row.
-FORMAT = 1
+# Besides this package's own modules, what decides a record's bytes: how numbers print,
+# how JSON is written.
+_LIBRARIES = ("numpy", "orjson", "pyarrow", "xxhash")
 _PAIR = 2  # int64s per memo entry: key hash, tag
 _IO_ENTRIES = 1 << 16  # entries read or written at a time (1 MB): the end of a run is no
 # time to raise peak memory
+
+
+@functools.cache
+def code_digest() -> str:
+    """xxh3 of the code that turns a source row into a record: every module of this package
+    (mapping, conversions, checks, serialization) and the versions of the libraries above.
+    Any change to them (an upgrade, a new rule) makes every remembered row a miss once."""
+    digest = xxhash.xxh3_64()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for library in _LIBRARIES:
+        digest.update(f"{library}=={metadata.version(library)}".encode())
+    return digest.hexdigest()
 
 
 def file_digest(path: Path) -> str:
@@ -65,15 +80,11 @@ class RowFingerprints:
 
     def __init__(self, job: JobConfig, *, price_list_digest: str | None = None):
         self.columns = sorted(set(job.source_columns_used().values()))
-        try:
-            version = metadata.version("nymble-sync")
-        except metadata.PackageNotFoundError:
-            version = "unknown"
         shape = job.model_dump(
             mode="json", include={"entity", "key", "fields", "prices", "price_list", "attributes"}
         )
         seed = orjson.dumps(
-            [FORMAT, version, self.columns, shape, price_list_digest], option=orjson.OPT_SORT_KEYS
+            [code_digest(), self.columns, shape, price_list_digest], option=orjson.OPT_SORT_KEYS
         )
         self.seed = np.array([xxhash.xxh3_64_intdigest(seed)], np.uint64)
 

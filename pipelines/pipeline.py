@@ -171,15 +171,19 @@ def load_price_list(
 ) -> tuple[PriceListIndex | None, list[Reject]]:
     if job.price_list is None:
         return None, []
-    columns, chunks = open_source(job.price_list.source, log=options.log)
     cfg = job.price_list
+    before = file_digest(cfg.source.path)
+    columns, chunks = open_source(cfg.source, log=options.log)
     missing = [c for c in (cfg.key, cfg.tier, cfg.quantity, cfg.price) if c not in columns]
     if missing:
         raise JobFileError(
             str(job.path),
             [Problem("price_list", f"column {c!r} is not in {cfg.source.path}") for c in missing],
         )
-    return PriceListIndex.load(cfg, chunks)
+    index, rejects = PriceListIndex.load(cfg, chunks)
+    if file_digest(cfg.source.path) == before:  # else the bytes read are not known
+        index.digest = before
+    return index, rejects
 
 
 class _Run:
@@ -235,9 +239,11 @@ class _Run:
             self.scope.finish()
         return self.summary
 
-    def _stream(self, chunks: Iterator[Chunk], index, state: AckedState) -> None:
+    def _stream(
+        self, chunks: Iterator[Chunk], index: PriceListIndex | None, state: AckedState
+    ) -> None:
         gate = self._gatekeeper()
-        memo, recall = self._memo(state)
+        memo, recall = self._memo(state, index)
         admission = Admission(
             self.job, state, self.rejects, self.summary, on_kept=gate.kept, memo=memo
         )
@@ -254,10 +260,16 @@ class _Run:
                 self.options.progress(self.summary)
         self.delivery.send(gate.finish())
         self.delivery.finish()
-        memo.save(state)
+        if memo is not None:
+            memo.save(state)
 
-    def _memo(self, state: AckedState) -> tuple[MemoFile, Recall]:
+    def _memo(
+        self, state: AckedState, index: PriceListIndex | None
+    ) -> tuple[MemoFile | None, Recall | None]:
         """The source-row memo of this job at this target, loaded into ``state``."""
+        if index is not None and index.digest is None:
+            self.options.log("the price list changed while it was read: every row is mapped")
+            return None, None
         memo = MemoFile.for_scope(
             self.options.state_dir,
             job=self.job.job,
@@ -265,8 +277,7 @@ class _Run:
             target_id=self.target.id,
         )
         memo.load_into(state)
-        price_list = self.job.price_list
-        digest = file_digest(price_list.source.path) if price_list is not None else None
+        digest = index.digest if index is not None else None
         fingerprints = RowFingerprints(self.job, price_list_digest=digest)
         return memo, Recall(fingerprints, state, skip_mapping=not self.job.expectations)
 

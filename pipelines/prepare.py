@@ -29,6 +29,10 @@ from .validate import Failure, check_products
 
 __all__ = ["Prepared", "Recall", "prepare_in_parallel", "prepare_products"]
 
+# Changed rows of a coalesced chunk are mapped this many at a time (a 1 MB chunk of a typical
+# catalog export holds ~4,000 rows).
+SLICE_ROWS = 8192
+
 P = TypeVar("P")
 R = TypeVar("R")
 
@@ -36,7 +40,9 @@ R = TypeVar("R")
 @dataclass(frozen=True)
 class Prepared:
     chunk: Chunk
-    table: pa.Table  # the mapped records, one per chunk row (recalled: externalId, sku only)
+    # The mapped records, one per chunk row. When rows were recalled and mapping could be
+    # skipped: only externalId and sku, for every row (the records to send are in bodies).
+    table: pa.Table
     failures: list[Failure]  # rows that broke a rule of their own
     keys: np.ndarray  # externalId hashes, one per row
     sku_keys: np.ndarray  # lower-cased SKU hashes (SKUs are unique case-insensitively)
@@ -63,7 +69,8 @@ class Recall:
     def chunk_size(self) -> int:
         """How many source chunks to prepare as one: recalled rows cost little memory, so
         while nearly all rows are recalled, bigger chunks cut the fixed cost per chunk."""
-        return RecallRate.GROUP if self.rate.value >= RecallRate.HIGH else 1
+        recalling = self.skip_mapping and self.rate.value >= RecallRate.HIGH
+        return RecallRate.GROUP if recalling else 1
 
 
 class RecallRate:
@@ -93,26 +100,32 @@ def prepare_products(
     at = recall.state.locate(keys)
     known, hashes = recall.state.recall(at, prints)  # known rows keep the acked hash
     recall.rate.value = float(known.mean()) if len(known) else 0.0
-    if not recall.skip_mapping or not known.any():
+    if not recall.skip_mapping:
         full = _prepare(chunk, job, price_list, ~known)
         passed_hashes = hashes[full.passed]
         serialized = ~known[full.passed]
         passed_hashes[serialized] = full.hashes[serialized]
         return replace(full, hashes=passed_hashes, located=at, fingerprints=prints)
+    passed, failures, fresh_bodies = known.copy(), [], []
     fresh = np.flatnonzero(~known)
-    part = _prepare(
-        Chunk(chunk.table.take(fresh), chunk.rows[fresh], chunk.source), job, price_list
-    )
-    passed = known.copy()
-    passed[fresh] = part.passed
-    hashes[fresh[part.passed]] = part.hashes
+    # A coalesced chunk may turn out to be mostly changed rows: those are mapped a slice
+    # at a time, so its memory stays that of a chunk of ordinary size.
+    for start in range(0, len(fresh), SLICE_ROWS):
+        rows = fresh[start : start + SLICE_ROWS]
+        part = _prepare(
+            Chunk(chunk.table.take(rows), chunk.rows[rows], chunk.source), job, price_list
+        )
+        passed[rows] = part.passed
+        hashes[rows[part.passed]] = part.hashes
+        failures += [f.spread(rows, len(known)) for f in part.failures]
+        fresh_bodies += part.bodies
     bodies: list[bytes | None] = [None] * int(passed.sum())
-    for slot, body in zip(np.flatnonzero((~known)[passed]).tolist(), part.bodies, strict=True):
+    for slot, body in zip(np.flatnonzero(~known[passed]).tolist(), fresh_bodies, strict=True):
         bodies[slot] = body
     return Prepared(
         chunk,
-        ids,  # recalled rows are only ever looked up by key
-        [f.spread(fresh, len(known)) for f in part.failures],
+        ids,
+        failures,
         keys,
         key_hashes(pc.utf8_lower(ids.column("sku").combine_chunks())),
         passed,
@@ -193,24 +206,25 @@ def prepare_in_parallel(
         turn = threading.Event()
         turn.set()
         try:
-            while True:
-                slots.acquire()  # before reading: a chunk read is a chunk held
-                if stop.is_set():
-                    return
-                chunk = next(source, None)
-                if chunk is None:
-                    break
-                next_turn = threading.Event()
-                ready.put(pool.submit(task, chunk, turn, next_turn))
-                turn = next_turn
+            try:
+                while True:
+                    slots.acquire()  # before reading: a chunk read is a chunk held
+                    if stop.is_set():
+                        return
+                    chunk = next(source, None)
+                    if chunk is None:
+                        break
+                    next_turn = threading.Event()
+                    ready.put(pool.submit(task, chunk, turn, next_turn))
+                    turn = next_turn
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
         except BaseException as exc:  # noqa: BLE001 - raised on the consuming thread, in order
             ready.put(exc)
         else:
             ready.put(None)
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
 
     # Tasks are never cancelled: each must pass its turn on, or the next would wait forever.
     # After a stop they skip their work instead.

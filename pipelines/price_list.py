@@ -28,6 +28,8 @@ class PriceListIndex:
         self.table = table  # columns: key, tier, price, atQuantity; sorted
         self.bad_keys = bad_keys
         self.source = source
+        # xxh3 of the file's bytes, when they did not change while it was read (memo.py)
+        self.digest: str | None = None
 
     @classmethod
     def load(

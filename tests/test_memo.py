@@ -12,11 +12,14 @@ import pyarrow as pa
 import yaml
 from helpers import all_products, run_sync
 
+from pipelines import memo, pipeline
 from pipelines.config import load_job
 from pipelines.diff import AckedState, tags
 from pipelines.extract import Chunk, read_csv
-from pipelines.memo import MemoFile, RowFingerprints
+from pipelines.memo import MemoFile, RowFingerprints, file_digest
+from pipelines.pipeline import RunOptions, load_price_list
 from pipelines.prepare import Recall, prepare_products
+from pipelines.price_list import PriceListIndex
 
 SAMPLE = Path("sample_data/products.csv")
 JOB = Path("mappings/products.yml")
@@ -106,6 +109,74 @@ def test_no_memo_content_hides_a_change(emulator, api, tmp_path):
         run = run_sync(job, emulator, tmp_path)
         assert (run.updated, run.unchanged) == (1, 1993)
         assert all_products(api)[lines[5][0].strip()]["price"] == float(price)
+
+
+def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path):
+    """The memo of a later run, with the ledger as it was before that run: the tag of the
+    changed row names a content hash the ledger never saw acknowledged."""
+    source = tmp_path / "products.csv"
+    shutil.copy(SAMPLE, source)
+    job = _job(tmp_path, source)
+    run_sync(job, emulator, tmp_path)
+    ledger = tmp_path / "state" / "ledger.sqlite"
+    shutil.copy(ledger, tmp_path / "ledger-before.sqlite")
+    _edit(source, "price_retail", {9: "55.55"})
+    assert run_sync(job, emulator, tmp_path).updated == 1
+    shutil.copy(tmp_path / "ledger-before.sqlite", ledger)  # the memo stays as run 2 left it
+    again = run_sync(job, emulator, tmp_path)
+    assert (again.updated, again.unchanged) == (1, 1993)
+
+
+def test_many_small_chunks_give_the_same_outcome(emulator, tmp_path, monkeypatch):
+    """Chunks of ~100 rows: most are recalled whole and coalesced; the bad rows and the
+    changed ones are mapped among them, and every reject is reported again."""
+    monkeypatch.setattr(pipeline, "CSV_BLOCK_BYTES", 16 << 10)
+    source = tmp_path / "products.csv"
+    shutil.copy(SAMPLE, source)
+    job = _job(tmp_path, source)
+    first = run_sync(job, emulator, tmp_path, rejects_path=tmp_path / "first.csv")
+    _edit(source, "price_retail", {20: "1.01", 1200: "2.02", 1999: "3.03"})
+    second = run_sync(job, emulator, tmp_path, rejects_path=tmp_path / "second.csv")
+    assert (second.updated, second.unchanged, second.rejected) == (3, 1991, first.rejected)
+    assert _reject_rows(tmp_path / "second.csv") == _reject_rows(tmp_path / "first.csv")
+
+
+def _reject_rows(path: Path) -> list[tuple[str, str, str]]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return [(r["row"], r["column"], r["rule"]) for r in csv.DictReader(f)]
+
+
+def test_a_price_list_that_changes_while_read_turns_the_memo_off(tmp_path, monkeypatch):
+    prices = tmp_path / "price_list.csv"
+    shutil.copy("sample_data/price_list.csv", prices)
+    spec = yaml.safe_load(JOB.read_text())
+    del spec["prices"]
+    spec["price_list"] = {"source": {"type": "csv", "path": str(prices)}, "key": "sku"}
+    job_path = tmp_path / "job.yml"
+    job_path.write_text(yaml.safe_dump(spec))
+    job = load_job(job_path)
+    options = RunOptions(log=lambda _: None)
+    index, _ = load_price_list(job, options)
+    assert index.digest == file_digest(prices)
+    load = PriceListIndex.load
+
+    def load_then_export_again(*args):
+        loaded = load(*args)
+        with prices.open("a", encoding="utf-8") as f:
+            f.write("SKU-NEW,Retail,1,9.99\n")
+        return loaded
+
+    monkeypatch.setattr(PriceListIndex, "load", load_then_export_again)
+    index, _ = load_price_list(job, options)
+    assert index.digest is None
+
+
+def test_the_code_that_shapes_records_is_in_every_fingerprint(monkeypatch):
+    job = load_job(JOB)
+    row = pa.table({c: ["x"] for c in sorted(_used(job))})
+    before = RowFingerprints(job)(row)
+    monkeypatch.setattr(memo, "code_digest", lambda: "another release")
+    assert RowFingerprints(job)(row) != before
 
 
 def test_recalled_rows_are_neither_mapped_nor_serialized():

@@ -49,10 +49,33 @@ def test_a_worker_error_stops_the_stream_at_its_chunk():
     assert got == [0, 1, 2, 3]
 
 
+def test_an_in_order_error_stops_the_stream_at_its_chunk():
+    def screen(n: int) -> int:
+        if n == 6:
+            raise LookupError("screening chunk 6")
+        return n
+
+    got = []
+    with pytest.raises(LookupError, match="chunk 6"):
+        for n in prepare_in_parallel(range(50), _slow_first, in_order=screen):
+            got.append(n)
+    assert got == list(range(6))
+
+
+def test_an_error_in_the_callers_loop_does_not_leave_workers_waiting():
+    started = time.monotonic()
+    with pytest.raises(KeyError):
+        for n in prepare_in_parallel(range(50), _slow_first, in_order=lambda n: n):
+            if n == 2:
+                raise KeyError(n)
+    assert time.monotonic() - started < 5
+    assert not [t for t in threading.enumerate() if t.name.startswith(("prepare", "read"))]
+
+
 def test_leaving_early_closes_the_source_and_reads_no_further():
     read, closed = [], threading.Event()
 
-    def source():
+    def feed():
         try:
             for n in range(1000):
                 read.append(n)
@@ -60,7 +83,8 @@ def test_leaving_early_closes_the_source_and_reads_no_further():
         finally:
             closed.set()
 
-    for n in prepare_in_parallel(source(), _slow_first, workers=2):
+    source = feed()  # held here, so only an explicit close can end it
+    for n in prepare_in_parallel(source, _slow_first, workers=2):
         if n == 3:
             break
     assert closed.wait(5)
