@@ -5,11 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import yaml
 
 from pipelines.app import SyncSettings, sync
 from pipelines.summary import RunSummary
 
 API_KEY = "test-key-0123456789"
+PRODUCTS_JOB = Path("mappings/products.yml")
+
+
+def job_for(tmp_path: Path, source: Path, **changes) -> Path:
+    """The sample products job reading ``source``, with top-level keys replaced."""
+    spec = yaml.safe_load(PRODUCTS_JOB.read_text())
+    spec["source"]["path"] = str(source)
+    spec.update(changes)
+    path = tmp_path / "job.yml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
 
 
 def run_sync(job: Path, emulator, tmp_path: Path, **options) -> RunSummary:

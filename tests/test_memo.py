@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import yaml
-from helpers import all_products, run_sync
+from helpers import all_products, job_for, run_sync
 
 from pipelines import memo, pipeline
 from pipelines.config import load_job
@@ -23,15 +23,6 @@ from pipelines.price_list import PriceListIndex
 
 SAMPLE = Path("sample_data/products.csv")
 JOB = Path("mappings/products.yml")
-
-
-def _job(tmp_path: Path, source: Path, **changes) -> Path:
-    spec = yaml.safe_load(JOB.read_text())
-    spec["source"]["path"] = str(source)
-    spec.update(changes)
-    path = tmp_path / "job.yml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def _edit(source: Path, column: str, changes: dict[int, str]) -> list[list[str]]:
@@ -62,18 +53,19 @@ def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path)
 def test_a_mapping_change_resends_every_record(emulator, api, tmp_path):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
-    run_sync(_job(tmp_path, source), emulator, tmp_path)
+    run_sync(job_for(tmp_path, source), emulator, tmp_path)
     spec = yaml.safe_load(JOB.read_text())
     before = all_products(api)
     # The same columns, swapped: the rows' bytes are as before, their records are not.
     fields = {**spec["fields"], "name": "category", "category": "name"}
-    second = run_sync(_job(tmp_path, source, fields=fields), emulator, tmp_path)
+    second = run_sync(job_for(tmp_path, source, fields=fields), emulator, tmp_path)
     assert (second.updated, second.unchanged) == (1994, 0)
     held = all_products(api)
     assert all(p["name"] == before[key]["category"] for key, p in held.items())
 
 
-def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_path):
+def _price_list_job(tmp_path: Path) -> tuple[Path, Path]:
+    """The sample job with its prices from a copy of the long price list: (job, list)."""
     prices = tmp_path / "price_list.csv"
     shutil.copy("sample_data/price_list.csv", prices)
     spec = yaml.safe_load(JOB.read_text())
@@ -81,6 +73,11 @@ def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_p
     spec["price_list"] = {"source": {"type": "csv", "path": str(prices)}, "key": "sku"}
     job = tmp_path / "job.yml"
     job.write_text(yaml.safe_dump(spec))
+    return job, prices
+
+
+def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_path):
+    job, prices = _price_list_job(tmp_path)
     first = run_sync(job, emulator, tmp_path)
     lines = _edit(prices, "price", {1: "7.77"})  # the catalog itself is untouched
     second = run_sync(job, emulator, tmp_path)
@@ -92,7 +89,7 @@ def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_p
 def test_no_memo_content_hides_a_change(emulator, api, tmp_path):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
-    job = _job(tmp_path, source)
+    job = job_for(tmp_path, source)
     run_sync(job, emulator, tmp_path)
     (memo,) = _memo_files(tmp_path)
     pairs = np.fromfile(memo, np.int64).reshape(-1, 2)
@@ -116,7 +113,7 @@ def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path):
     changed row names a content hash the ledger never saw acknowledged."""
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
-    job = _job(tmp_path, source)
+    job = job_for(tmp_path, source)
     run_sync(job, emulator, tmp_path)
     ledger = tmp_path / "state" / "ledger.sqlite"
     shutil.copy(ledger, tmp_path / "ledger-before.sqlite")
@@ -133,7 +130,7 @@ def test_many_small_chunks_give_the_same_outcome(emulator, tmp_path, monkeypatch
     monkeypatch.setattr(pipeline, "CSV_BLOCK_BYTES", 16 << 10)
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
-    job = _job(tmp_path, source)
+    job = job_for(tmp_path, source)
     first = run_sync(job, emulator, tmp_path, rejects_path=tmp_path / "first.csv")
     _edit(source, "price_retail", {20: "1.01", 1200: "2.02", 1999: "3.03"})
     second = run_sync(job, emulator, tmp_path, rejects_path=tmp_path / "second.csv")
@@ -147,13 +144,7 @@ def _reject_rows(path: Path) -> list[tuple[str, str, str]]:
 
 
 def test_a_price_list_that_changes_while_read_turns_the_memo_off(tmp_path, monkeypatch):
-    prices = tmp_path / "price_list.csv"
-    shutil.copy("sample_data/price_list.csv", prices)
-    spec = yaml.safe_load(JOB.read_text())
-    del spec["prices"]
-    spec["price_list"] = {"source": {"type": "csv", "path": str(prices)}, "key": "sku"}
-    job_path = tmp_path / "job.yml"
-    job_path.write_text(yaml.safe_dump(spec))
+    job_path, prices = _price_list_job(tmp_path)
     job = load_job(job_path)
     options = RunOptions(log=lambda _: None)
     index, _ = load_price_list(job, options)

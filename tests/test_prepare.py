@@ -36,28 +36,17 @@ def test_a_source_error_comes_after_the_chunks_read_before_it():
     assert got == list(range(5))
 
 
-def test_a_worker_error_stops_the_stream_at_its_chunk():
-    def prepare(n: int) -> int:
-        if n == 4:
-            raise RuntimeError("chunk 4")
-        return n
-
-    got = []
-    with pytest.raises(RuntimeError, match="chunk 4"):
-        for n in prepare_in_parallel(range(10), prepare, in_order=lambda n: n):
-            got.append(n)
-    assert got == [0, 1, 2, 3]
-
-
-def test_an_in_order_error_stops_the_stream_at_its_chunk():
-    def screen(n: int) -> int:
+@pytest.mark.parametrize("failing", ["prepare", "in_order"])
+def test_an_error_on_a_worker_stops_the_stream_at_its_chunk(failing):
+    def fail_on_6(n: int) -> int:
         if n == 6:
-            raise LookupError("screening chunk 6")
-        return n
+            raise LookupError(f"{failing} of chunk 6")
+        return _slow_first(n)
 
+    steps = {"prepare": _slow_first, "in_order": lambda n: n, failing: fail_on_6}
     got = []
     with pytest.raises(LookupError, match="chunk 6"):
-        for n in prepare_in_parallel(range(50), _slow_first, in_order=screen):
+        for n in prepare_in_parallel(range(50), steps["prepare"], in_order=steps["in_order"]):
             got.append(n)
     assert got == list(range(6))
 

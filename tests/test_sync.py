@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import API_KEY, all_products, bulk_requests, run_sync
+from helpers import API_KEY, all_products, bulk_requests, job_for, run_sync
 
 SAMPLE = Path("sample_data/products.csv")
 JOB = Path("mappings/products.yml")
@@ -30,15 +30,6 @@ BAD_ROWS = {
 def read_sample(path: Path = SAMPLE) -> list[dict[str, str]]:
     with path.open(encoding="utf-8-sig", newline="") as f:
         return list(csv.DictReader(f))
-
-
-def job_for(tmp_path: Path, source: Path, **changes) -> Path:
-    spec = yaml.safe_load(JOB.read_text())
-    spec["source"]["path"] = str(source)
-    spec.update(changes)
-    path = tmp_path / "job.yml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def expected_product(row: dict[str, str]) -> dict:
