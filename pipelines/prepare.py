@@ -1,8 +1,10 @@
 """The pure, per-chunk part of a run: map, check, hash and serialize one chunk.
 
-It needs no state from other chunks, so chunks are prepared on worker threads in parallel
-(Arrow and numpy release the GIL for most of it) while the main thread does the ordered,
-stateful part: duplicate keys across the run, change detection, batching, the ledger.
+It needs no state from other chunks (only, read-only, what the target acknowledged and the
+memo of source rows behind it), so chunks are prepared on worker threads in parallel (Arrow
+and numpy release the GIL for most of it). Duplicate keys across the run are found on the
+workers too, one chunk at a time in source order; the main thread does the rest of the
+ordered part: change detection, batching, the ledger.
 """
 
 from __future__ import annotations
