@@ -7,23 +7,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
-from helpers import API_KEY, all_products, bulk_requests, run_sync
+from helpers import API_KEY, all_products, bulk_requests, job_for, run_sync
 
 from pipelines.cli import main
 from pipelines.errors import GateFailed
 
 SAMPLE = Path("sample_data/products.csv")
-
-
-def job(tmp_path: Path, source: Path, **extra) -> Path:
-    spec = yaml.safe_load(Path("mappings/products.yml").read_text())
-    spec["source"]["path"] = str(source)
-    spec.update(extra)
-    path = tmp_path / "job.yml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
 
 
 def truncate(source: Path, keep_rows: int) -> None:
@@ -34,7 +24,7 @@ def truncate(source: Path, keep_rows: int) -> None:
 def test_a_truncated_export_stops_before_any_request(emulator, tmp_path):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
-    path = job(tmp_path, source)
+    path = job_for(tmp_path, source)
     run_sync(path, emulator, tmp_path)
     truncate(source, 1000)  # half the catalog: the export was cut off
     before = bulk_requests(emulator)
@@ -46,7 +36,7 @@ def test_a_truncated_export_stops_before_any_request(emulator, tmp_path):
 def test_the_row_count_gate_can_be_overridden_for_one_run(emulator, tmp_path):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
-    path = job(tmp_path, source)
+    path = job_for(tmp_path, source)
     run_sync(path, emulator, tmp_path)
     truncate(source, 1000)
     summary = run_sync(path, emulator, tmp_path, override_gates=("row_count",))
@@ -64,7 +54,7 @@ def test_a_column_of_bad_prices_stops_the_run_before_it_sends(emulator, api, tmp
     with source.open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows(rows)
     with pytest.raises(GateFailed, match="reject_rate"):
-        run_sync(job(tmp_path, source), emulator, tmp_path)
+        run_sync(job_for(tmp_path, source), emulator, tmp_path)
     assert bulk_requests(emulator) == 0 and all_products(api) == {}
 
 
@@ -77,7 +67,7 @@ def test_expectation_rows_are_rejected_and_a_failing_one_is_a_gate(emulator, api
             "mostly": 0.5,
         }
     ]
-    summary = run_sync(job(tmp_path, SAMPLE, expectations=allow_some), emulator, tmp_path)
+    summary = run_sync(job_for(tmp_path, SAMPLE, expectations=allow_some), emulator, tmp_path)
     expensive = summary.rejected - 6  # the sample's own 6 bad rows
     assert expensive > 0 and summary.balanced
     assert all(p["price"] <= 250 for p in all_products(api).values())
@@ -91,7 +81,29 @@ def test_expectation_rows_are_rejected_and_a_failing_one_is_a_gate(emulator, api
     ]
     before = bulk_requests(emulator)
     with pytest.raises(GateFailed, match="expectations"):
-        run_sync(job(tmp_path, SAMPLE, expectations=too_strict, job="strict"), emulator, tmp_path)
+        run_sync(
+            job_for(tmp_path, SAMPLE, expectations=too_strict, job="strict"), emulator, tmp_path
+        )
+    assert bulk_requests(emulator) == before
+
+
+def test_expectations_judge_every_row_even_when_rows_are_recalled(emulator, tmp_path):
+    def price_at_most(limit: float) -> list[dict]:
+        return [
+            {
+                "expectation": "expect_column_values_to_be_between",
+                "column": "price",
+                "max_value": limit,
+                "mostly": 0.99,
+            }
+        ]
+
+    first = run_sync(job_for(tmp_path, SAMPLE, expectations=price_at_most(1e9)), emulator, tmp_path)
+    assert first.created == 1994
+    before = bulk_requests(emulator)
+    # Unchanged rows are known from the memo now; the suite must still see their records.
+    with pytest.raises(GateFailed, match="expectations"):
+        run_sync(job_for(tmp_path, SAMPLE, expectations=price_at_most(10)), emulator, tmp_path)
     assert bulk_requests(emulator) == before
 
 
@@ -105,7 +117,7 @@ def test_validate_sends_nothing_and_reports_the_gates(emulator, tmp_path):
     assert sum(sum(v.values()) for v in emulator.stats()["requests"].values()) == 0
     bad = tmp_path / "bad.csv"
     bad.write_text("sku,price_retail\n" + "".join(f"S{i},x\n" for i in range(50)))
-    strict = job(
+    strict = job_for(
         tmp_path, bad, fields={"sku": "sku", "price": "price_retail"}, prices=[], attributes={}
     )
     result = CliRunner(env=env).invoke(
