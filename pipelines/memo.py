@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -120,30 +120,46 @@ def _as_text(column: pa.Array) -> pa.Array:
 
 class MemoFile:
     """One job's memo at one target, kept as ``path``; new keys of a run are spilled to a
-    side file as they come, so memory holds only the tags of keys the ledger knows."""
+    side file as they come, so memory holds only the tags of keys the ledger knows.
 
-    def __init__(self, path: Path):
-        self.path = path
+    The memo is only a shortcut, so a file that cannot be read or written is reported
+    through ``log`` and then left alone; it never fails a run.
+    """
+
+    def __init__(self, path: Path, log: Callable[[str], None] = print):
+        self.path, self.log = path, log
         self._spill_path = path.with_name(path.name + ".new")
         self._spilled = False
+        self._broken = False
 
     @classmethod
-    def for_scope(cls, state_dir: Path, *, job: str, entity: str, target_id: str) -> MemoFile:
+    def for_scope(
+        cls,
+        state_dir: Path,
+        *,
+        job: str,
+        entity: str,
+        target_id: str,
+        log: Callable[[str], None] = print,
+    ) -> MemoFile:
         scope = xxhash.xxh3_64_hexdigest(f"{job}\0{entity}\0{target_id}".encode())
-        return cls(state_dir / "memo" / f"{entity}-{scope}.bin")
+        return cls(state_dir / "memo" / f"{entity}-{scope}.bin", log)
 
     def load_into(self, state: AckedState) -> None:
         """Give ``state`` the remembered tags of its keys (none when the file is missing)."""
         state.attach_tags()
-        if not self.path.exists():
-            return
-        with open(self.path, "rb") as f:
-            while True:
-                entries = np.fromfile(f, np.int64, count=_IO_ENTRIES * _PAIR)
-                if len(entries) < _PAIR:
-                    return
-                pairs = entries[: len(entries) // _PAIR * _PAIR].reshape(-1, _PAIR)
-                state.remember(state.locate(pairs[:, 0]), pairs[:, 1])
+        try:
+            if not self.path.is_file():
+                return
+            with open(self.path, "rb") as f:
+                while True:
+                    entries = np.fromfile(f, np.int64, count=_IO_ENTRIES * _PAIR)
+                    if len(entries) < _PAIR:
+                        return
+                    pairs = entries[: len(entries) // _PAIR * _PAIR].reshape(-1, _PAIR)
+                    state.remember(state.locate(pairs[:, 0]), pairs[:, 1])
+        except OSError as exc:
+            self._give_up("read", exc)
 
     def remember(
         self, state: AckedState, at: Located, keys: np.ndarray, new_tags: np.ndarray
@@ -152,29 +168,44 @@ class MemoFile:
         side file for the others."""
         state.remember(at, new_tags)
         missing = ~at.found
-        if not missing.any():
+        if self._broken or not missing.any():
             return
-        if not self._spilled:  # what a crashed run spilled would only take room
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._spill_path.unlink(missing_ok=True)
-            self._spilled = True
-        with open(self._spill_path, "ab") as spill:
-            spill.write(np.column_stack([keys[missing], new_tags[missing]]))
+        try:
+            if not self._spilled:  # what a crashed run spilled would only take room
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._spill_path.unlink(missing_ok=True)
+                self._spilled = True
+            with open(self._spill_path, "ab") as spill:
+                spill.write(np.column_stack([keys[missing], new_tags[missing]]))
+        except OSError as exc:
+            self._give_up("written", exc)
 
     def save(self, state: AckedState) -> None:
         """Write the memo: every tag ``state`` holds, then the spilled ones. Atomic: a crash
         leaves the previous memo, which is still sound."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._broken:
+            return
         partial = self.path.with_name(self.path.name + ".partial")
-        with open(partial, "wb") as out:
-            for keys, held in _slices(state.keys, state.tags):
-                out.write(np.column_stack([keys, held]))
-            if self._spilled:
-                with open(self._spill_path, "rb") as spilled:
-                    while block := spilled.read(_IO_ENTRIES * _PAIR * 8):
-                        out.write(block)
-        os.replace(partial, self.path)
-        self._spill_path.unlink(missing_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(partial, "wb") as out:
+                for keys, held in _slices(state.keys, state.tags):
+                    out.write(np.column_stack([keys, held]))
+                if self._spilled:
+                    with open(self._spill_path, "rb") as spilled:
+                        while block := spilled.read(_IO_ENTRIES * _PAIR * 8):
+                            out.write(block)
+            os.replace(partial, self.path)
+            self._spill_path.unlink(missing_ok=True)
+        except OSError as exc:
+            self._give_up("written", exc)
+
+    def _give_up(self, doing: str, exc: OSError) -> None:
+        self._broken = True
+        self.log(
+            f"the memo of unchanged rows at {self.path} could not be {doing} "
+            f"({exc.strerror or exc}): results are the same, unchanged rows are mapped again"
+        )
 
 
 def _slices(keys: np.ndarray, held: np.ndarray | None) -> Iterable[tuple[np.ndarray, np.ndarray]]:

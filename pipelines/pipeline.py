@@ -275,6 +275,7 @@ class _Run:
             job=self.job.job,
             entity=self.job.entity,
             target_id=self.target.id,
+            log=self.options.log,
         )
         memo.load_into(state)
         digest = index.digest if index is not None else None

@@ -15,9 +15,13 @@ PRODUCTS_JOB = Path("mappings/products.yml")
 
 
 def job_for(tmp_path: Path, source: Path, **changes) -> Path:
-    """The sample products job reading ``source``, with top-level keys replaced."""
+    """The sample products job reading ``source`` (Parquet by its suffix, else CSV), with
+    top-level keys replaced."""
     spec = yaml.safe_load(PRODUCTS_JOB.read_text())
-    spec["source"]["path"] = str(source)
+    if source.suffix == ".parquet":
+        spec["source"] = {"type": "parquet", "path": str(source)}
+    else:
+        spec["source"]["path"] = str(source)
     spec.update(changes)
     path = tmp_path / "job.yml"
     path.write_text(yaml.safe_dump(spec))
@@ -30,8 +34,7 @@ def run_sync(job: Path, emulator, tmp_path: Path, **options) -> RunSummary:
         target=emulator.base_url,
         state_dir=tmp_path / "state",
         environ={"NYMBLE_API_KEY": API_KEY},
-        log=lambda _: None,
-        **options,
+        **{"log": lambda _: None, **options},
     )
     return sync(settings)
 

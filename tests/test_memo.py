@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 from helpers import all_products, job_for, run_sync
 
@@ -106,6 +107,28 @@ def test_no_memo_content_hides_a_change(emulator, api, tmp_path):
         run = run_sync(job, emulator, tmp_path)
         assert (run.updated, run.unchanged) == (1, 1993)
         assert all_products(api)[lines[5][0].strip()]["price"] == float(price)
+
+
+def test_a_parquet_feed_is_recalled_too(emulator, tmp_path):
+    """Parquet columns are typed: their values are fingerprinted through their text form."""
+    job = job_for(tmp_path, Path("sample_data/products.parquet"))
+    first = run_sync(job, emulator, tmp_path)
+    assert first.created > 1900
+    second = run_sync(job, emulator, tmp_path)
+    assert (second.sent, second.unchanged) == (0, first.created)
+    table = pq.read_table("sample_data/products.parquet")
+    prints = RowFingerprints(load_job(job))(table)
+    assert prints is not None and len(np.unique(prints)) == len(table)  # so rows are recalled
+
+
+def test_a_memo_that_cannot_be_written_never_fails_a_run(emulator, tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "memo").write_text("not a folder")
+    said: list[str] = []
+    first = run_sync(JOB, emulator, tmp_path, log=said.append)
+    second = run_sync(JOB, emulator, tmp_path, log=said.append)
+    assert (first.created, second.unchanged, second.sent) == (1994, 1994, 0)
+    assert any("memo of unchanged rows" in line and "could not be written" in line for line in said)
 
 
 def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path):
