@@ -99,17 +99,25 @@ class RowFingerprints:
     def _batch(self, batch: pa.RecordBatch) -> np.ndarray:
         columns = [_as_text(column) for column in batch.columns]
         lengths = np.zeros(len(batch), np.uint64)
-        for column in columns:  # present values count length + 1, missing ones 0
-            size = pc.add(pc.binary_length(column), 1).fill_null(0)
-            lengths = lengths * self._LENGTHS + size.to_numpy(zero_copy_only=False).astype(
-                np.uint64
-            )
+        for column in columns:
+            lengths = lengths * self._LENGTHS + _sizes(column)
         joined = pc.binary_join_element_wise(
             *columns, "", null_handling="replace", null_replacement=""
         )
         rows = pc.cast(joined, pa.binary()).to_pylist()
         digests = np.fromiter(map(xxhash.xxh3_64_intdigest, rows), np.uint64, count=len(rows))
         return mix(digests ^ mix(lengths ^ self.seed).view(np.uint64))
+
+
+def _sizes(column: pa.Array) -> np.ndarray:
+    """Each value's length + 1, or 0 where it is missing, read off the offsets buffer."""
+    wide = pa.types.is_large_string(column.type)
+    offsets = np.frombuffer(column.buffers()[1], np.int64 if wide else np.int32)
+    bounds = offsets[column.offset : column.offset + len(column) + 1].astype(np.uint64)
+    sizes = bounds[1:] - bounds[:-1] + np.uint64(1)
+    if column.null_count:  # a missing value's offsets may still span bytes
+        sizes[~pc.is_valid(column).to_numpy(zero_copy_only=False)] = 0
+    return sizes
 
 
 def _as_text(column: pa.Array) -> pa.Array:
