@@ -22,8 +22,10 @@ _MAX_EXACT_INT = 2**53
 
 
 def normalize_text(column: pa.Array) -> pa.Array:
-    """Trim stray spaces and treat a blank cell as missing, as PIM exports need."""
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+    """Trim stray spaces and treat a blank cell as missing, as PIM exports need. Any other
+    type (Parquet's numbers, pandas' large strings) is read as its text, as one string type
+    (the JSON writer's kernels take no mix of string types)."""
+    if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
     if _already_tidy(column):
         return column

@@ -334,22 +334,34 @@ def _number_batches(reader, malformed: _MalformedRows, source: str) -> Iterator[
 def _regroup(chunks: Iterator[Chunk], size: int) -> Iterator[Chunk]:
     """Consecutive chunks joined ``size`` at a time: Arrow reads small blocks (its read-ahead
     holds ~36 of them), the pipeline works on big ones (fewer calls per row)."""
-    return coalesce(chunks, lambda: size)
+    while group := list(islice(chunks, size)):
+        yield _join(group)
 
 
-def coalesce(chunks: Iterable[Chunk], size: Callable[[], int]) -> Iterator[Chunk]:
-    """Consecutive chunks joined into one, ``size()`` at a time (asked before each)."""
-    chunks = iter(chunks)
-    while group := list(islice(chunks, size())):
-        if len(group) == 1:
-            yield group[0]
-            continue
-        yield Chunk(
-            pa.concat_tables([c.table for c in group]),
-            np.concatenate([c.rows for c in group]),
-            group[0].source,
-            tuple(chain.from_iterable(c.rejects for c in group)),
-        )
+def coalesce(chunks: Iterable[Chunk], rows: Callable[[], int]) -> Iterator[Chunk]:
+    """Consecutive chunks joined until they hold at least ``rows()`` rows (asked after each
+    chunk; a chunk already that big passes alone)."""
+    group: list[Chunk] = []
+    held = 0
+    for chunk in chunks:
+        group.append(chunk)
+        held += len(chunk.table)
+        if held >= rows():
+            yield _join(group)
+            group, held = [], 0
+    if group:
+        yield _join(group)
+
+
+def _join(group: list[Chunk]) -> Chunk:
+    if len(group) == 1:
+        return group[0]
+    return Chunk(
+        pa.concat_tables([c.table for c in group]),
+        np.concatenate([c.rows for c in group]),
+        group[0].source,
+        tuple(chain.from_iterable(c.rejects for c in group)),
+    )
 
 
 def _row_numbers(first: int, count: int, skipped: list[int]) -> np.ndarray:

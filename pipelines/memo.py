@@ -21,8 +21,8 @@ entity and target, rewritten at the end of each run.
 
 from __future__ import annotations
 
-import functools
 import os
+import sys
 from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
@@ -46,17 +46,32 @@ _IO_ENTRIES = 1 << 16  # entries read or written at a time (1 MB): the end of a 
 # time to raise peak memory
 
 
-@functools.cache
-def code_digest() -> str:
+def _digest_code() -> str | None:
     """xxh3 of the code that turns a source row into a record: every module of this package
-    (mapping, conversions, checks, serialization) and the versions of the libraries above.
-    Any change to them (an upgrade, a new rule) makes every remembered row a miss once."""
-    digest = xxhash.xxh3_64()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    for library in _LIBRARIES:
-        digest.update(f"{library}=={metadata.version(library)}".encode())
-    return digest.hexdigest()
+    (mapping, conversions, checks, serialization), the Python version and the versions of
+    the libraries above. None when that code cannot be read (an install without sources):
+    then there is no memo, as a change of code could not be told."""
+    try:
+        modules = sorted(Path(__file__).parent.glob("*.py"))
+        if not modules:
+            return None
+        digest = xxhash.xxh3_64(sys.version.encode())
+        for path in modules:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        for library in _LIBRARIES:
+            digest.update(f"{library}=={metadata.version(library)}".encode())
+        return digest.hexdigest()
+    except (OSError, metadata.PackageNotFoundError):
+        return None
+
+
+# Read once, as the package is imported: a long-lived process keeps the code it loaded, even
+# if newer files are installed under it later.
+_CODE_DIGEST = _digest_code()
+
+
+def code_digest() -> str | None:
+    return _CODE_DIGEST
 
 
 def file_digest(path: Path) -> str:
@@ -80,8 +95,10 @@ class RowFingerprints:
 
     def __init__(self, job: JobConfig, *, price_list_digest: str | None = None):
         self.columns = sorted(set(job.source_columns_used().values()))
-        shape = job.model_dump(
-            mode="json", include={"entity", "key", "fields", "prices", "price_list", "attributes"}
+        shape = job.model_dump(  # where the price list lies is not what it says
+            mode="json",
+            include={"entity", "key", "fields", "prices", "price_list", "attributes"},
+            exclude={"price_list": {"source": {"path"}}},
         )
         seed = orjson.dumps(
             [code_digest(), self.columns, shape, price_list_digest], option=orjson.OPT_SORT_KEYS
@@ -97,12 +114,12 @@ class RowFingerprints:
         return np.concatenate(parts) if parts else np.empty(0, np.int64)
 
     def _batch(self, batch: pa.RecordBatch) -> np.ndarray:
-        columns = [_as_text(column) for column in batch.columns]
+        columns = _as_text(batch.columns)
         lengths = np.zeros(len(batch), np.uint64)
         for column in columns:
             lengths = lengths * self._LENGTHS + _sizes(column)
         joined = pc.binary_join_element_wise(
-            *columns, "", null_handling="replace", null_replacement=""
+            *columns, pa.scalar("", columns[0].type), null_handling="replace", null_replacement=""
         )
         rows = pc.cast(joined, pa.binary()).to_pylist()
         digests = np.fromiter(map(xxhash.xxh3_64_intdigest, rows), np.uint64, count=len(rows))
@@ -120,10 +137,12 @@ def _sizes(column: pa.Array) -> np.ndarray:
     return sizes
 
 
-def _as_text(column: pa.Array) -> pa.Array:
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return column
-    return pc.cast(column, pa.string())
+def _as_text(columns: list[pa.Array]) -> list[pa.Array]:
+    """The columns as text of one type (the join takes no mix): CSV columns as they are,
+    anything else (Parquet's numbers, large strings) cast to large strings."""
+    if all(pa.types.is_string(c.type) for c in columns):
+        return columns
+    return [pc.cast(c, pa.large_string()) for c in columns]
 
 
 class MemoFile:

@@ -29,7 +29,7 @@ from .errors import GateFailed, JobFileError, NymbleSyncError, Problem
 from .extract import Chunk
 from .gatekeeper import Gatekeeper, source_size
 from .load import RetryPolicy, Sender
-from .memo import MemoFile, RowFingerprints, file_digest
+from .memo import MemoFile, RowFingerprints, code_digest, file_digest
 from .memory import return_freed_memory
 from .mirror import Deactivations, deactivations, find_vanished
 from .pacing import Pacer
@@ -145,7 +145,7 @@ def admitted(
     """The one streaming path of `run` and `plan`: chunks prepared in parallel, admitted in
     order; yields each chunk's records that differ from the acknowledged state."""
     if recall is not None:
-        chunks = extract.coalesce(chunks, recall.chunk_size)
+        chunks = extract.coalesce(chunks, recall.chunk_rows)
     screened = prepare_in_parallel(
         chunks,
         lambda chunk: prepare_products(chunk, job, index, recall),
@@ -269,6 +269,9 @@ class _Run:
         """The source-row memo of this job at this target, loaded into ``state``."""
         if index is not None and index.digest is None:
             self.options.log("the price list changed while it was read: every row is mapped")
+            return None, None
+        if code_digest() is None:
+            self.options.log("nymble-sync's sources are not readable: every row is mapped")
             return None, None
         memo = MemoFile.for_scope(
             self.options.state_dir,

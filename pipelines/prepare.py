@@ -68,18 +68,19 @@ class Recall:
     skip_mapping: bool = True
     rate: RecallRate = field(default_factory=lambda: RecallRate())
 
-    def chunk_size(self) -> int:
-        """How many source chunks to prepare as one: recalled rows cost little memory, so
-        while nearly all rows are recalled, bigger chunks cut the fixed cost per chunk."""
+    def chunk_rows(self) -> int:
+        """How many rows to prepare as one chunk at least: recalled rows cost little memory,
+        so while nearly all rows are recalled, small source chunks are joined (fewer fixed
+        costs per row); otherwise each source chunk goes alone."""
         recalling = self.skip_mapping and self.rate.value >= RecallRate.HIGH
-        return RecallRate.GROUP if recalling else 1
+        return RecallRate.ROWS if recalling else 1
 
 
 class RecallRate:
     """The share of rows recalled in the chunk prepared last (written by the workers)."""
 
     HIGH = 0.9
-    GROUP = 4
+    ROWS = 16_384  # ~4 MB of a typical catalog export
 
     def __init__(self) -> None:
         self.value = 0.0
@@ -102,7 +103,7 @@ def prepare_products(
     at = recall.state.locate(keys)
     known, hashes = recall.state.recall(at, prints)  # known rows keep the acked hash
     recall.rate.value = float(known.mean()) if len(known) else 0.0
-    if not recall.skip_mapping:
+    if not recall.skip_mapping or (not known.any() and len(known) <= SLICE_ROWS):
         full = _prepare(chunk, job, price_list, ~known)
         passed_hashes = hashes[full.passed]
         serialized = ~known[full.passed]

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 import yaml
 from helpers import all_products, job_for, run_sync
 
-from pipelines import memo, pipeline
+from pipelines import memo, pipeline, prepare
 from pipelines.config import load_job
 from pipelines.diff import AckedState, tags
 from pipelines.extract import Chunk, read_csv
@@ -21,6 +22,7 @@ from pipelines.memo import MemoFile, RowFingerprints, file_digest
 from pipelines.pipeline import RunOptions, load_price_list
 from pipelines.prepare import Recall, prepare_products
 from pipelines.price_list import PriceListIndex
+from pipelines.records import serialize
 
 SAMPLE = Path("sample_data/products.csv")
 JOB = Path("mappings/products.yml")
@@ -38,17 +40,33 @@ def _edit(source: Path, column: str, changes: dict[int, str]) -> list[list[str]]
     return lines
 
 
+@pytest.fixture
+def serialized(monkeypatch) -> list[int]:
+    """How many records each call serialized: a recalled row is never among them."""
+    counts: list[int] = []
+
+    def counting(table):
+        counts.append(len(table))
+        return serialize(table)
+
+    monkeypatch.setattr(prepare, "serialize", counting)
+    return counts
+
+
 def _memo_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "state" / "memo").glob("*.bin"))
 
 
-def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path):
+def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path, serialized):
     first = run_sync(JOB, emulator, tmp_path)
+    # One serialized row more than created: row 988 repeats a key, found after serializing.
+    assert sum(serialized) == first.created + 1
     (memo,) = _memo_files(tmp_path)
     assert memo.stat().st_size == 16 * first.created  # a (key, tag) pair per record sent
+    serialized.clear()
     second = run_sync(JOB, emulator, tmp_path)
     assert (second.unchanged, second.sent, second.rejected) == (1994, 0, first.rejected)
-    assert second.balanced
+    assert second.balanced and sum(serialized) == 1  # row 988: never remembered
 
 
 def test_a_mapping_change_resends_every_record(emulator, api, tmp_path):
@@ -109,16 +127,27 @@ def test_no_memo_content_hides_a_change(emulator, api, tmp_path):
         assert all_products(api)[lines[5][0].strip()]["price"] == float(price)
 
 
-def test_a_parquet_feed_is_recalled_too(emulator, tmp_path):
-    """Parquet columns are typed: their values are fingerprinted through their text form."""
-    job = job_for(tmp_path, Path("sample_data/products.parquet"))
+@pytest.mark.parametrize("large", [False, True], ids=["string", "large_string+double"])
+def test_a_parquet_feed_is_recalled_too(emulator, tmp_path, serialized, large):
+    """Parquet columns are typed (pandas writes large strings and doubles): their values are
+    fingerprinted through one text form."""
+    table = pq.read_table("sample_data/products.parquet")
+    if large:
+        table = table.cast(
+            pa.schema(
+                (f.name, pa.float64() if f.name == "weight" else pa.large_string())
+                for f in table.schema
+            ),
+            safe=False,
+        )
+    feed = tmp_path / "products.parquet"
+    pq.write_table(table, feed)
+    job = job_for(tmp_path, feed)
     first = run_sync(job, emulator, tmp_path)
     assert first.created > 1900
+    serialized.clear()
     second = run_sync(job, emulator, tmp_path)
-    assert (second.sent, second.unchanged) == (0, first.created)
-    table = pq.read_table("sample_data/products.parquet")
-    prints = RowFingerprints(load_job(job))(table)
-    assert prints is not None and len(np.unique(prints)) == len(table)  # so rows are recalled
+    assert (second.sent, second.unchanged, sum(serialized)) == (0, first.created, 1)  # row 988
 
 
 def test_a_memo_that_cannot_be_written_never_fails_a_run(emulator, tmp_path):
@@ -147,17 +176,22 @@ def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path):
     assert (again.updated, again.unchanged) == (1, 1993)
 
 
-def test_many_small_chunks_give_the_same_outcome(emulator, tmp_path, monkeypatch):
+def test_many_small_chunks_give_the_same_outcome(emulator, tmp_path, monkeypatch, serialized):
     """Chunks of ~100 rows: most are recalled whole and coalesced; the bad rows and the
-    changed ones are mapped among them, and every reject is reported again."""
+    changed ones are mapped among them, a few at a time, and every reject is reported
+    again."""
     monkeypatch.setattr(pipeline, "CSV_BLOCK_BYTES", 16 << 10)
+    monkeypatch.setattr(prepare.RecallRate, "ROWS", 500)
+    monkeypatch.setattr(prepare, "SLICE_ROWS", 2)
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
     job = job_for(tmp_path, source)
     first = run_sync(job, emulator, tmp_path, rejects_path=tmp_path / "first.csv")
-    _edit(source, "price_retail", {20: "1.01", 1200: "2.02", 1999: "3.03"})
+    _edit(source, "price_retail", {20: "1.01", 21: "1.02", 22: "1.03", 1999: "3.03"})
+    serialized.clear()
     second = run_sync(job, emulator, tmp_path, rejects_path=tmp_path / "second.csv")
-    assert (second.updated, second.unchanged, second.rejected) == (3, 1991, first.rejected)
+    assert (second.updated, second.unchanged, second.rejected) == (4, 1990, first.rejected)
+    assert sum(serialized) == 4 + 1  # and row 988, whose key an earlier row has
     assert _reject_rows(tmp_path / "second.csv") == _reject_rows(tmp_path / "first.csv")
 
 
@@ -239,12 +273,17 @@ def _strings(columns: list[str]) -> pa.Schema:
 
 
 def test_a_memo_keeps_tags_of_keys_a_run_did_not_read(tmp_path):
+    def run(state: AckedState, keys: list[int], new_tags: list[int]) -> None:
+        memo = MemoFile(tmp_path / "memo.bin")
+        memo.load_into(state)
+        at = state.locate(np.array(keys))
+        memo.remember(state, at, np.array(keys), np.array(new_tags))
+        memo.save(state)
+
     state = AckedState(np.array([1, 2, 3], np.int64), np.array([10, 20, 30], np.int64))
-    memo = MemoFile(tmp_path / "memo.bin")
-    memo.load_into(state)  # no file yet: nothing recalled
-    assert not state.recall(state.locate(np.array([1])), np.array([5]))[0].any()
-    memo.remember(state, state.locate(np.array([1, 9])), np.array([1, 9]), np.array([11, 99]))
-    memo.save(state)
-    reloaded = AckedState(np.array([1, 2, 3, 9], np.int64), np.array([10, 20, 30, 90], np.int64))
-    MemoFile(tmp_path / "memo.bin").load_into(reloaded)
-    assert reloaded.tags.tolist() == [11, 0, 0, 99]
+    run(state, [1, 2], [11, 22])
+    again = AckedState(np.array([1, 2, 3, 9], np.int64), np.array([10, 20, 30, 90], np.int64))
+    run(again, [1, 9], [111, 99])  # a run that reads key 1 again and a new key, not key 2
+    last = AckedState(np.array([1, 2, 3, 9], np.int64), np.array([10, 20, 30, 90], np.int64))
+    MemoFile(tmp_path / "memo.bin").load_into(last)
+    assert last.tags.tolist() == [111, 22, 0, 99]

@@ -78,3 +78,24 @@ def test_leaving_early_closes_the_source_and_reads_no_further():
             break
     assert closed.wait(5)
     assert max(read) <= 3 + 2  # the chunk in hand and at most `workers` read ahead
+
+
+def test_an_error_closing_the_source_is_not_lost():
+    class Feed:
+        def __init__(self):
+            self.items = iter(range(3))
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.items)
+
+        def close(self):
+            raise OSError("the export's share went away")
+
+    got = []
+    with pytest.raises(OSError, match="share went away"):
+        for n in prepare_in_parallel(Feed(), _slow_first):
+            got.append(n)
+    assert got == [0, 1, 2]
