@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_sync import JOB, OUT  # noqa: E402
 from catalog import generate_catalog  # noqa: E402
 
-from pipelines.config import load_job  # noqa: E402
-from pipelines.expectations import ROW_ID, ExpectationSpec, run_suite  # noqa: E402
-from pipelines.mapping import map_products  # noqa: E402
-from pipelines.pipeline import open_source  # noqa: E402
-from pipelines.validate import check_products  # noqa: E402
+from pipelines.entities.products.product_mapping import map_products  # noqa: E402
+from pipelines.jobs.specs import load_job  # noqa: E402
+from pipelines.quality.expectations import ROW_ID, ExpectationSpec, run_suite  # noqa: E402
+from pipelines.quality.row_checks import check_products  # noqa: E402
+from pipelines.run.engine import open_source  # noqa: E402
 
 SUITE = [
     ExpectationSpec(

@@ -22,7 +22,7 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.ledger import Ledger  # noqa: E402
-from pipelines.records import key_hashes  # noqa: E402
+from pipelines.transform.serialize import key_hashes  # noqa: E402
 
 TARGET = {"target_id": "T", "entity": "product"}
 

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_sync import JOB, OUT, start_emulator  # noqa: E402
 from catalog import generate_catalog  # noqa: E402
 
-from pipelines.batching import Batch, Pending  # noqa: E402
-from pipelines.dispatch import Dispatcher  # noqa: E402
-from pipelines.load import RetryPolicy, Sender  # noqa: E402
-from pipelines.pacing import Pacer  # noqa: E402
+from pipelines.load.batching import Batch, Pending  # noqa: E402
+from pipelines.load.dispatch import Dispatcher  # noqa: E402
+from pipelines.load.pacing import Pacer  # noqa: E402
+from pipelines.load.sender import RetryPolicy, Sender  # noqa: E402
 
 KEY = "bench-key"
 

@@ -188,8 +188,8 @@ def _server(row: tuple) -> tuple:
 
 def child(job: str, url: str, target: str, state: str) -> None:
     """In the child process: one sync, its summary as JSON on stdout."""
-    from pipelines.app import SyncSettings
-    from pipelines.orders.run import sync_entity
+    from pipelines.run.commands import SyncSettings
+    from pipelines.run.entity_run import sync_entity
 
     settings = SyncSettings(
         job_path=Path(job),

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipelines.sql_source import SqlSourceConfig, _ChunkBuilder, make_engine, read_sql  # noqa: E402
+from pipelines.extract.sql import SqlSourceConfig, _ChunkBuilder, make_engine, read_sql  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 PG_URL = os.environ.get("NYMBLE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from .errors import EXIT_GATE, EXIT_OK, EXIT_RECORDS, NymbleSyncError
-from .summary import RunSummary
+from pipelines.errors import EXIT_GATE, EXIT_OK, EXIT_RECORDS, NymbleSyncError
+from pipelines.run.summary import RunSummary
 
 if TYPE_CHECKING:
-    from .history import TextTable
-    from .ledger import Ledger
+    from pipelines.ledger import Ledger
+    from pipelines.ops.run_reports import TextTable
 
 __all__ = ["main"]
 
@@ -132,9 +132,9 @@ def main() -> None:
 @_handle_errors
 def run(job_file: Path, as_json: bool, log_format: str, **options) -> None:
     """Sync one job: extract, map, check, send what changed, record it in the ledger."""
-    from .app import SyncSettings, sync  # keeps `nymble-sync --help` fast
-    from .memory import defer_pandas, use_returning_allocator
-    from .progress import Reporter
+    from pipelines.ops.memory import defer_pandas, use_returning_allocator
+    from pipelines.ops.progress import Reporter
+    from pipelines.run.commands import SyncSettings, sync  # keeps `nymble-sync --help` fast
 
     use_returning_allocator()
     defer_pandas()
@@ -169,8 +169,8 @@ def run(job_file: Path, as_json: bool, log_format: str, **options) -> None:
 @_handle_errors
 def plan(job_file: Path, as_json: bool, **options) -> None:
     """Show what `run` would create, update, leave, reject and deactivate; write nothing."""
-    from .app import PlanSettings
-    from .app import plan as make_plan
+    from pipelines.run.commands import PlanSettings
+    from pipelines.run.commands import plan as make_plan
 
     result = make_plan(PlanSettings(job_path=job_file, log=_log, **options))
     click.echo(
@@ -194,8 +194,8 @@ def plan(job_file: Path, as_json: bool, **options) -> None:
 @_handle_errors
 def validate(job_file: Path, as_json: bool, **options) -> None:
     """Read, map and check a feed and judge its quality gates; send nothing."""
-    from .app import SyncSettings
-    from .app import validate as check
+    from pipelines.run.commands import SyncSettings
+    from pipelines.run.commands import validate as check
 
     report = check(SyncSettings(job_path=job_file, log=_log, **options))
     if as_json:
@@ -231,7 +231,7 @@ def emulator(
     host: str, port: int, api_keys: tuple[str, ...], db: Path | None, faults: tuple[str, ...]
 ) -> None:
     """Serve a local emulator of the Nymble API (for rehearsals and tests)."""
-    from .emulator import serve_forever, settings_from_options
+    from pipelines.emulator import serve_forever, settings_from_options
 
     try:
         settings = settings_from_options(list(api_keys), str(db) if db else None, list(faults))
@@ -251,7 +251,7 @@ def runs(ctx: click.Context, job: str | None, limit: int, ledger_url: str | None
     """List recent runs, newest first: target, start, duration, row counts and status."""
     if ctx.invoked_subcommand is not None:
         return
-    from .history import lines_to_dicts, list_runs, runs_table
+    from pipelines.ops.run_reports import lines_to_dicts, list_runs, runs_table
 
     with _open_ledger(ledger_url) as ledger:
         lines = list_runs(ledger, job=job, limit=limit)
@@ -265,7 +265,7 @@ def runs(ctx: click.Context, job: str | None, limit: int, ledger_url: str | None
 @_handle_errors
 def runs_show(run_id: int, ledger_url: str | None, as_json: bool) -> None:
     """Show one run: timings, counts, rejects file, and every batch with its HTTP answer."""
-    from .history import show_run
+    from pipelines.ops.run_reports import show_run
 
     with _open_ledger(ledger_url) as ledger:
         detail = show_run(ledger, run_id)
@@ -279,7 +279,7 @@ def runs_show(run_id: int, ledger_url: str | None, as_json: bool) -> None:
 @_handle_errors
 def why(external_id: str, ledger_url: str | None, as_json: bool) -> None:
     """Explain one record across runs: what was sent when, and what the API answered."""
-    from .history import record_story
+    from pipelines.ops.run_reports import record_story
 
     with _open_ledger(ledger_url) as ledger:
         story = record_story(ledger, external_id)
@@ -295,7 +295,7 @@ def why(external_id: str, ledger_url: str | None, as_json: bool) -> None:
 @_handle_errors
 def doctor(**options: Any) -> None:
     """Check that a run can work from here: ledger, network, API key, clock."""
-    from .doctor import DoctorSettings, diagnose, exit_code
+    from pipelines.ops.doctor import DoctorSettings, diagnose, exit_code
 
     checks = diagnose(DoctorSettings(**options), warn=_log)
     for check in checks:
@@ -304,9 +304,9 @@ def doctor(**options: Any) -> None:
 
 
 def _open_ledger(url: str | None) -> Ledger:
-    from .app import default_ledger_url
-    from .ledger import Ledger
-    from .targets import default_state_dir
+    from pipelines.ledger import Ledger
+    from pipelines.run.commands import default_ledger_url
+    from pipelines.targets import default_state_dir
 
     return Ledger.connect(url or default_ledger_url(default_state_dir()), create=False)
 

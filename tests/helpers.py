@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from pipelines.app import SyncSettings, sync
-from pipelines.summary import RunSummary
+from pipelines.run.commands import SyncSettings, sync
+from pipelines.run.summary import RunSummary
 
 API_KEY = "test-key-0123456789"
 PRODUCTS_JOB = Path("mappings/products.yml")

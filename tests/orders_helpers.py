@@ -11,9 +11,9 @@ import httpx
 import yaml
 from helpers import API_KEY, run_sync
 
-from pipelines.app import SyncSettings
-from pipelines.orders.run import sync_entity
-from pipelines.summary import RunSummary
+from pipelines.run.commands import SyncSettings
+from pipelines.run.entity_run import sync_entity
+from pipelines.run.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 ERP = ROOT / "sample_data" / "erp.sqlite"

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import check_columns, load_job
 from pipelines.errors import JobFileError
+from pipelines.jobs.specs import check_columns, load_job
 
 GOOD = """
 entity: products

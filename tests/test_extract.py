@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import extract
 from pipelines.errors import SourceError
-from pipelines.extract import (
+from pipelines.extract import files as extract
+from pipelines.extract.files import (
     Chunk,
     EncodingChoice,
     csv_columns,

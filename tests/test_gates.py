@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.expectations import ROW_ID, ExpectationSpec, check_specs, run_suite
-from pipelines.gates import GateSettings, evaluate_gates
+from pipelines.quality.expectations import ROW_ID, ExpectationSpec, check_specs, run_suite
+from pipelines.quality.gates import GateSettings, evaluate_gates
 
 
 def gates(**kw):
@@ -80,16 +80,16 @@ def test_unknown_expectations_and_unmapped_columns_are_reported_before_reading()
 
 
 def _pending(first_row: int, count: int):
-    from pipelines.batching import Pending
+    from pipelines.load.batching import Pending
 
     rows = np.arange(first_row, first_row + count, dtype=np.int64)
     return Pending([f"P{r}" for r in rows.tolist()], rows, rows, rows, [b"{}"] * count)
 
 
 def _gatekeeper(tmp_path, expectations=()):
-    from pipelines.gatekeeper import Gatekeeper
-    from pipelines.rejects import RejectsWriter
-    from pipelines.summary import RunSummary
+    from pipelines.quality.gatekeeper import Gatekeeper
+    from pipelines.run.summary import RunSummary
+    from pipelines.transform.rejects import RejectsWriter
 
     summary = RunSummary(job="j", entity="products", target="local")
     keeper = Gatekeeper(

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from pipelines.errors import LedgerError, LockHeld
 from pipelines.ledger import SCHEMA_VERSION, Ledger
 from pipelines.ledger.engine import display_url
-from pipelines.records import key_hashes
+from pipelines.transform.serialize import key_hashes
 
 INT64_MIN = int(np.iinfo(np.int64).min)  # -2**63
 INT64_MAX = int(np.iinfo(np.int64).max)  # 2**63 - 1

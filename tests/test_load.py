@@ -14,7 +14,7 @@ from helpers import API_KEY, all_products, bulk_requests, run_sync
 
 from pipelines.emulator import Emulator, EmulatorSettings, FaultConfig
 from pipelines.errors import AuthError
-from pipelines.load import RetryPolicy, Sender
+from pipelines.load.sender import RetryPolicy, Sender
 
 FAST = RetryPolicy(base_s=0.01, cap_s=0.05, attempts=8)
 JOB = Path("mappings/products.yml")
@@ -118,7 +118,7 @@ def test_a_wrong_key_stops_at_once_without_retrying():
 
 
 def test_a_run_with_a_wrong_key_stops_and_accounts_for_every_row(tmp_path):
-    from pipelines.app import SyncSettings, sync
+    from pipelines.run.commands import SyncSettings, sync
 
     with start() as emu:
         settings = SyncSettings(
@@ -177,8 +177,8 @@ def test_a_full_sync_through_every_fault_lands_every_record_exactly_once(tmp_pat
 
 
 def test_an_unreachable_api_stops_the_run_with_exit_6(tmp_path):
-    from pipelines.app import SyncSettings, sync
     from pipelines.errors import TransportError
+    from pipelines.run.commands import SyncSettings, sync
 
     settings = SyncSettings(
         job_path=JOB,

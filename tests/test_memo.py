@@ -14,15 +14,17 @@ import pytest
 import yaml
 from helpers import all_products, job_for, run_sync
 
-from pipelines import memo, pipeline, prepare
-from pipelines.config import load_job
-from pipelines.diff import AckedState, tags
-from pipelines.extract import Chunk, read_csv
-from pipelines.memo import MemoFile, RowFingerprints, file_digest
-from pipelines.pipeline import RunOptions, load_price_list
-from pipelines.prepare import Recall, prepare_products
-from pipelines.price_list import PriceListIndex
-from pipelines.records import serialize
+from pipelines.admit import memo
+from pipelines.admit.acked_state import AckedState, tags
+from pipelines.admit.memo import MemoFile, RowFingerprints, file_digest
+from pipelines.entities.products import product_prepare as prepare
+from pipelines.entities.products.price_list import PriceListIndex
+from pipelines.entities.products.product_prepare import Recall, prepare_products
+from pipelines.extract.files import Chunk, read_csv
+from pipelines.jobs.specs import load_job
+from pipelines.run import engine as pipeline
+from pipelines.run.engine import RunOptions, load_price_list
+from pipelines.transform.serialize import serialize
 
 SAMPLE = Path("sample_data/products.csv")
 JOB = Path("mappings/products.yml")

@@ -9,7 +9,7 @@ SCRIPT = """
 import sys
 import pyarrow as pa
 import pyarrow.compute as pc
-from pipelines.memory import defer_pandas
+from pipelines.ops.memory import defer_pandas
 
 defer_pandas()
 pc.equal(pa.array(["a", ""]), "")  # conversions of Python values no longer load pandas

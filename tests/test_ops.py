@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from helpers import API_KEY, run_sync
 
-from pipelines.app import default_ledger_url
 from pipelines.cli import main
 from pipelines.ledger import Ledger
+from pipelines.run.commands import default_ledger_url
 from pipelines.targets import fingerprint
 
 JOB = Path("mappings/products.yml")

@@ -26,11 +26,11 @@ from orders_helpers import (
     run_entity,
 )
 
+from pipelines.entities.orders.grouping import ITEMS, group_sorted, merge_sorted, spill_grouped
+from pipelines.entities.orders.order_job import load_entity_job
 from pipelines.errors import JobFileError, SourceError
-from pipelines.extract import Chunk
+from pipelines.extract.files import Chunk
 from pipelines.ledger import Ledger
-from pipelines.orders.config import load_entity_job
-from pipelines.orders.grouping import ITEMS, group_sorted, merge_sorted, spill_grouped
 
 SAMPLE = Path("sample_data")
 # The sample's defects among orders 1-500 (sample_data/make_erp.py), and the orders whose SKU

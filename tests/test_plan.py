@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import yaml
 from helpers import API_KEY, run_sync
 
-from pipelines.app import PlanSettings, plan
+from pipelines.run.commands import PlanSettings, plan
 
 SAMPLE = Path("sample_data/products.csv")
 JOB = Path("mappings/products.yml")
@@ -169,7 +169,7 @@ def test_against_api_recognises_products_created_outside_the_tool(emulator, api,
 
 def test_plan_reads_through_an_injected_client_only(emulator, tmp_path):
     """The reader pages with the §5.4 envelope: a catalog bigger than one page is all read."""
-    from pipelines.api_state import ApiReader
+    from pipelines.load.api_reader import ApiReader
 
     run_sync(JOB, emulator, tmp_path)
     with httpx.Client(base_url=emulator.base_url, headers={"x-api-key": API_KEY}) as client:

@@ -3,10 +3,10 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from pipelines.batching import Batcher, Pending
-from pipelines.convert import convert, normalize_text
-from pipelines.diff import AckedState
-from pipelines.records import key_hashes, serialize
+from pipelines.admit.acked_state import AckedState
+from pipelines.load.batching import Batcher, Pending
+from pipelines.transform.convert import convert, normalize_text
+from pipelines.transform.serialize import key_hashes, serialize
 
 TEXTS = ["plain", 'quote " and \\ backslash', "new\nline\ttab\r", "ctl \x01 \x1f", "é — ø 😀", None]
 

@@ -13,7 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from pipelines.extract import csv_columns, detect_encoding, parquet_columns, read_csv, read_parquet
+from pipelines.extract.files import (
+    csv_columns,
+    detect_encoding,
+    parquet_columns,
+    read_csv,
+    read_parquet,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_data"

@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
-from pipelines.app import SyncSettings, sync
 from pipelines.cli import main
 from pipelines.emulator import Emulator, EmulatorSettings
 from pipelines.errors import AuthError, LedgerError
 from pipelines.ledger.records import decode_detail
+from pipelines.run.commands import SyncSettings, sync
 
 CANARY_KEY = "canary-KEY-7f3a9c"
 CANARY_PW = "canary-PW-51c2"

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.errors import ConfigError, SourceError
-from pipelines.sql_source import SqlSourceConfig, make_engine, read_sql, resolve_url, sql_columns
+from pipelines.extract.sql import SqlSourceConfig, make_engine, read_sql, resolve_url, sql_columns
 
 ROOT = Path(__file__).resolve().parents[1]
 ERP = ROOT / "sample_data" / "erp.sqlite"

@@ -213,8 +213,8 @@ def test_a_run_killed_midway_is_completed_by_running_again(tmp_path):
 
 @pytest.mark.parametrize("target", ["production", "http://example.com"])
 def test_unsafe_targets_are_refused_before_anything_is_read(target, tmp_path):
-    from pipelines.app import SyncSettings, sync
     from pipelines.errors import TargetError
+    from pipelines.run.commands import SyncSettings, sync
 
     with pytest.raises(TargetError):
         sync(

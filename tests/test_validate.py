@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.config import load_job
-from pipelines.extract import read_csv
-from pipelines.mapping import map_products
-from pipelines.validate import check_products, product_warnings, split_rejects
+from pipelines.entities.products.product_mapping import map_products
+from pipelines.extract.files import read_csv
+from pipelines.jobs.specs import load_job
+from pipelines.quality.row_checks import check_products, product_warnings, split_rejects
 
 JOB = """
 entity: products
@@ -83,7 +83,7 @@ def test_key_tracker_names_the_first_row_of_every_repeated_key_across_many_chunk
     with a small run limit, stop merging), with repeats inside chunks and across them."""
     import pyarrow as pa
 
-    from pipelines.validate import KeyTracker
+    from pipelines.quality.row_checks import KeyTracker
 
     rng = np.random.default_rng(7)
     tracker = KeyTracker("externalId", "sku")

@@ -18,7 +18,7 @@ from pipelines.ledger.bulk import fetch_chunks
 from pipelines.ledger.models import RECORD_STATUSES, RecordEvent, RecordState
 from pipelines.ledger.records import OUTCOME_BLOBS, decode_detail
 from pipelines.ledger.schema import batch_outcomes, runs
-from pipelines.records import key_hashes
+from pipelines.transform.serialize import key_hashes
 
 __all__ = ["find_events", "latest_states", "record_key"]
 

@@ -1,0 +1,1 @@
+"""Entity plug-ins: what differs between products, orders and customers."""

@@ -1,0 +1,87 @@
+"""Which SKUs and customers the target knows, asked of the ledger first and the API second.
+
+The ledger knows what this tool acknowledged at the target: key hashes of products' and
+customers' externalIds. A customers job's externalId is the customer number, and a products
+job whose key column is its SKU column (the common case; ``mappings/products.yml``) makes a
+product's externalId its SKU, so those hashes answer most questions without a request. Values
+the ledger does not know are looked up once per run by paging the API's list (pages of 100,
+CONTRACT §5.4), never one request per line; the answer is cached for the run. The API matches
+SKUs and customer numbers case-insensitively (§6.22), so the cache does too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.jobs.specs import load_job
+from pipelines.load.api_reader import ApiReader, _get
+from pipelines.transform.serialize import key_hashes
+
+__all__ = ["CustomerReader", "KnownValues", "product_skus", "products_keyed_by_sku"]
+
+
+class KnownValues:
+    """One kind of reference (SKUs or customer numbers): known values for this run."""
+
+    def __init__(self, ledger_keys: np.ndarray, listing: Callable[[], Iterable[str]] | None):
+        self._ledger = np.sort(ledger_keys)
+        self._listing = listing
+        self._listed: np.ndarray | None = None  # hashes of case-folded values, once fetched
+        self.requests = 0
+
+    def unknown(self, values: pa.Array, hashes: np.ndarray) -> np.ndarray:
+        """True where a present value is known neither to the ledger nor to the API."""
+        missing = pc.is_valid(values).to_numpy(zero_copy_only=False) & ~_member(
+            self._ledger, hashes
+        )
+        if not missing.any() or self._listing is None:
+            return missing
+        folded = key_hashes(pc.utf8_lower(values.filter(pa.array(missing))))
+        found = _member(self._listed_hashes(), folded)
+        missing[np.nonzero(missing)[0][found]] = False
+        return missing
+
+    def _listed_hashes(self) -> np.ndarray:
+        if self._listed is None:
+            values = [v.lower() for v in self._listing() if isinstance(v, str)]
+            self._listed = np.sort(key_hashes(pa.array(values, pa.string())))
+        return self._listed
+
+
+def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    if not len(sorted_keys):
+        return np.zeros(len(keys), dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return sorted_keys[pos] == keys
+
+
+class CustomerReader(ApiReader):
+    """``GET /api/customers`` paged like products (the list has no Active filter to split)."""
+
+    def __init__(self, client):
+        super().__init__(client, path="/api/customers")
+
+    def numbers(self) -> Iterable[str]:
+        for page in self._pages([]):
+            for customer in page:
+                yield _get(customer, "customerNumber")
+
+
+def product_skus(reader: ApiReader) -> Iterable[str]:
+    """Every SKU the org holds, active or not."""
+    for page in reader.pages():
+        for product in page:
+            yield _get(product, "sku")
+
+
+def products_keyed_by_sku(products_job) -> bool:
+    """Whether the product job's key column is its SKU column (externalId == SKU)."""
+    if products_job is None:
+        return True  # the shipped products job's shape; the API settles any miss
+    job = load_job(products_job)
+    sku = job.fields.get("sku")
+    return isinstance(sku, str) and sku == job.key

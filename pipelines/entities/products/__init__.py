@@ -1,0 +1,1 @@
+"""Products: wide or long price lists, attributes, per-product checks, mirror mode."""

@@ -1,0 +1,134 @@
+"""Prices from a long price list (one row per key, tier and quantity break), joined by key.
+
+The list is read once, checked, sorted and kept as one Arrow table; each catalog chunk then
+takes its products' entries with a hash join, never a per-product lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipelines.extract.files import Chunk
+from pipelines.jobs.specs import PriceList
+from pipelines.quality.row_checks import Failure
+from pipelines.transform.convert import convert, normalize_text, present
+from pipelines.transform.rejects import Reject
+
+__all__ = ["PriceListIndex"]
+
+_PRICE_FIELDS = [("tier", pa.string()), ("price", pa.float64()), ("atQuantity", pa.int64())]
+
+
+class PriceListIndex:
+    def __init__(self, table: pa.Table, bad_keys: pa.Array, source: str):
+        self.table = table  # columns: key, tier, price, atQuantity; sorted
+        self.bad_keys = bad_keys
+        self.source = source
+        # xxh3 of the file's bytes, when they did not change while it was read (memo.py)
+        self.digest: str | None = None
+
+    @classmethod
+    def load(
+        cls, config: PriceList, chunks: Iterable[Chunk]
+    ) -> tuple[PriceListIndex, list[Reject]]:
+        """Read and check the whole list; bad rows become rejects and spoil their key."""
+        parts, rejects, source = [], [], ""
+        for chunk in chunks:
+            good, chunk_rejects = _check(chunk, config)
+            parts.append(good)
+            rejects.extend(chunk_rejects)
+            source = chunk.source
+        table = (
+            pa.concat_tables(parts)
+            if parts
+            else pa.table(
+                {"key": pa.array([], pa.string()), **{n: pa.array([], t) for n, t in _PRICE_FIELDS}}
+            )
+        )
+        table = table.sort_by(
+            [("key", "ascending"), ("tier", "ascending"), ("atQuantity", "ascending")]
+        )
+        bad = pa.array(sorted({r.external_id for r in rejects if r.external_id}), pa.string())
+        return cls(table, bad, source), rejects
+
+    def prices_for(self, keys: pa.Array, failures: list) -> pa.Array:
+
+        spoiled = pc.fill_null(pc.is_in(keys, value_set=self.bad_keys), False)
+        if pc.any(spoiled).as_py():
+            failures.append(
+                Failure(
+                    spoiled.to_numpy(zero_copy_only=False),
+                    None,
+                    None,
+                    "bad_price_list_row",
+                    f"{self.source} has invalid rows for this key; see its rejects",
+                )
+            )
+        return self._entries(keys)
+
+    def _entries(self, keys: pa.Array) -> pa.Array:
+        left = pa.table({"key": keys, "pos": pa.array(np.arange(len(keys), dtype=np.int64))})
+        joined = left.join(self.table, keys="key", join_type="inner").sort_by(
+            [("pos", "ascending"), ("tier", "ascending"), ("atQuantity", "ascending")]
+        )
+        counts = np.bincount(joined.column("pos").to_numpy(), minlength=len(keys))
+        offsets = pa.array(np.concatenate([[0], np.cumsum(counts)]).astype(np.int32))
+        entries = pa.StructArray.from_arrays(
+            [joined.column(n).combine_chunks().cast(t) for n, t in _PRICE_FIELDS],
+            fields=[pa.field(n, t) for n, t in _PRICE_FIELDS],
+        )
+        # A product with no entry sends no prices (null keeps what Nymble has), not an empty list.
+        return pa.ListArray.from_arrays(offsets, entries, mask=pa.array(counts == 0))
+
+
+def _check(chunk: Chunk, config: PriceList) -> tuple[pa.Table, list[Reject]]:
+    col = {
+        c: normalize_text(chunk.table.column(c).combine_chunks())
+        for c in (config.key, config.tier, config.quantity, config.price)
+    }
+    price, bad_price = convert(col[config.price], "decimal")
+    quantity, bad_qty = convert(col[config.quantity], "integer")
+    checks = [
+        (~present(col[config.key]), config.key, "required", "key is required"),
+        (~present(col[config.tier]), config.tier, "required", "tier is required"),
+        (~present(price) & ~bad_price, config.price, "required", "price is required"),
+        (bad_price, config.price, "not_a_number", "is not a valid decimal"),
+        (
+            pc.fill_null(pc.less(price, 0), False).to_numpy(zero_copy_only=False),
+            config.price,
+            "negative_price",
+            "must be 0 or more",
+        ),
+        (
+            bad_qty | pc.fill_null(pc.less(quantity, 1), False).to_numpy(zero_copy_only=False),
+            config.quantity,
+            "bad_quantity",
+            "must be a whole number of at least 1",
+        ),
+    ]
+    bad = np.zeros(len(price), dtype=bool)
+    rejects = list(chunk.rejects)
+    keys = col[config.key].to_pylist()
+    for mask, column, rule, message in checks:
+        for i in np.nonzero(mask & ~bad)[0]:
+            value = col[column][i].as_py() if column in col else None
+            rejects.append(
+                Reject(
+                    chunk.source,
+                    int(chunk.rows[i]),
+                    keys[i],
+                    column,
+                    value,
+                    rule,
+                    f"{column}: {message}",
+                )
+            )
+        bad |= mask
+    good = pa.table(
+        {"key": col[config.key], "tier": col[config.tier], "price": price, "atQuantity": quantity}
+    ).filter(pa.array(~bad))
+    return good, rejects

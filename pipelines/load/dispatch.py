@@ -1,0 +1,57 @@
+"""Bounded concurrency: batches go out on worker threads while the main thread keeps
+extracting, mapping and hashing; results come back to the main thread, which alone writes
+the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from pipelines.load.batching import Batch
+from pipelines.load.sender import BatchResult, Sender
+
+__all__ = ["Dispatcher"]
+
+
+class Dispatcher:
+    def __init__(
+        self, sender: Sender, concurrency: int, on_done: Callable[[Batch, BatchResult], None]
+    ):
+        self.sender, self.concurrency, self.on_done = sender, concurrency, on_done
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send")
+        self._in_flight: dict[Future, Batch] = {}
+
+    def submit(self, batch: Batch) -> None:
+        # One batch queued per worker beyond those in flight keeps the pipe full without
+        # letting extraction run far ahead of the network.
+        while len(self._in_flight) >= 2 * self.concurrency:
+            self._collect(FIRST_COMPLETED)
+        self._in_flight[self._pool.submit(self.sender.send, batch.records.bodies)] = batch
+
+    def drain(self) -> None:
+        while self._in_flight:
+            self._collect(FIRST_COMPLETED)
+
+    def abandon(self) -> list[Batch]:
+        """Stop: cancel what has not started, wait for what has, return every unfinished batch."""
+        for future in self._in_flight:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        unfinished = []
+        for future, batch in self._in_flight.items():
+            # A batch that landed before the stop is still recorded, so the ledger tells the truth.
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self.on_done(batch, future.result())
+            else:
+                unfinished.append(batch)
+        self._in_flight.clear()
+        return unfinished
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, how: str) -> None:
+        done, _ = wait(self._in_flight, return_when=how)
+        for future in done:
+            batch = self._in_flight.pop(future)
+            self.on_done(batch, future.result())  # re-raises AuthError from the worker

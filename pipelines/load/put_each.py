@@ -1,0 +1,54 @@
+"""Customers go one ``PUT /api/customers`` each (CONTRACT §4.1, §6.20: no bulk endpoint).
+
+``PutEach`` offers the ``send(bodies) -> BatchResult`` of :class:`pipelines.load.Sender`, so
+the Dispatcher runs several batches of customers in flight under the shared Pacer, and sends
+every body through that Sender's retry policy and its one place of httpx error translation:
+the Sender is handed a view of the client whose ``post`` is a ``PUT``.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from pipelines.errors import TransportError
+from pipelines.load.pacing import Pacer
+from pipelines.load.sender import BatchResult, ItemOutcome, RetryPolicy, Sender, describe_refusal
+
+__all__ = ["PutEach"]
+
+
+class _PutClient:
+    """The client as the Sender sees it: its one write call is an upsert by PUT."""
+
+    def __init__(self, client: httpx.Client):
+        self._client = client
+
+    def post(self, url: str, **kwargs) -> httpx.Response:
+        return self._client.put(url, **kwargs)
+
+
+class PutEach:
+    def __init__(self, client: httpx.Client, endpoint: str, *, policy: RetryPolicy, pacer: Pacer):
+        self.pacer = pacer
+        self._sender = Sender(_PutClient(client), endpoint, policy=policy, pacer=pacer)
+
+    def send(self, bodies: list[bytes]) -> BatchResult:
+        """One request per body, in order; 201 is created, another 2xx updated, a refusal
+        fails that body only with the API's message."""
+        result = BatchResult(outcomes=[])
+        for body in bodies:
+            result.outcomes.append(self._one(body, result))
+        return result
+
+    def _one(self, body: bytes, result: BatchResult) -> ItemOutcome:
+        try:
+            response = self._sender.post_with_retries(body, result)
+        except TransportError as exc:
+            result.errors.append(str(exc))
+            return ItemOutcome("failed", str(exc))
+        result.http_status = response.status_code
+        if response.status_code == 201:
+            return ItemOutcome("created")
+        if response.is_success:
+            return ItemOutcome("updated")
+        return ItemOutcome("failed", describe_refusal(response))

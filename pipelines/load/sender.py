@@ -1,0 +1,269 @@
+"""Sending batches to a bulk endpoint: one POST, the retry policy around it, and the
+splitting of a refused batch until every good record lands.
+
+Layers, innermost first: ``_post`` (the only code that touches the network, and the one
+place httpx errors are translated), ``_post_with_retries`` (CONTRACT §5.3), ``send``
+(whole-batch 400 and 413 handling, CONTRACT §6.1). Per-item results follow §2.8.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Literal
+
+import httpx
+import orjson
+
+from pipelines.contract import RETRY_STATUSES, RetryDefaults
+from pipelines.errors import AuthError, RetryableResponse, TransportError
+from pipelines.load.pacing import Pacer
+
+__all__ = ["BatchResult", "ItemOutcome", "RetryPolicy", "Sender", "describe_refusal"]
+
+Status = Literal["created", "updated", "failed"]
+_INDEXED_KEY = re.compile(r"^\[(\d+)\]\.?(.*)$")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_s: float = RetryDefaults.base_s
+    cap_s: float = RetryDefaults.cap_s
+    attempts: int = RetryDefaults.attempts
+    max_retry_after_s: float = 600.0
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        if retry_after is not None:  # the server knows best; only absurd waits are cut
+            return min(retry_after, self.max_retry_after_s)
+        return rng.uniform(0, min(self.cap_s, self.base_s * 2**attempt))  # full jitter
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    status: Status
+    message: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """What happened to each item of a batch (aligned with its bodies) and what it cost."""
+
+    outcomes: list[ItemOutcome]
+    http_status: int | None = None
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    shrink: bool = False  # a 413 said batches should be smaller for the rest of the run
+    errors: list[str] = field(default_factory=list)
+
+
+class Sender:
+    def __init__(
+        self,
+        client: httpx.Client,
+        endpoint: str,
+        *,
+        policy: RetryPolicy | None = None,
+        pacer: Pacer | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ):
+        self.client, self.endpoint = client, endpoint
+        self.policy = policy or RetryPolicy()
+        self.pacer = pacer
+        self._sleep, self._rng = sleep, random.Random(seed)
+
+    def send(self, bodies: list[bytes]) -> BatchResult:
+        """Send one batch; items the API refuses end as ``failed`` with its message."""
+        result = BatchResult(outcomes=[])
+        result.outcomes = self._send(bodies, result)
+        return result
+
+    def _send(self, bodies: list[bytes], result: BatchResult) -> list[ItemOutcome]:
+        try:
+            response = self.post_with_retries(b"[" + b",".join(bodies) + b"]", result)
+        except TransportError as exc:
+            result.errors.append(str(exc))
+            return [ItemOutcome("failed", str(exc))] * len(bodies)
+        result.http_status = response.status_code
+        if response.is_success:
+            return _item_outcomes(response, len(bodies))
+        if response.status_code == 413 and len(bodies) > 1:
+            result.shrink = True
+            return self._halves(bodies, result)
+        if response.status_code == 400:
+            return self._isolate(bodies, _problem(response), result)
+        return [ItemOutcome("failed", describe_refusal(response))] * len(bodies)
+
+    def _halves(self, bodies: list[bytes], result: BatchResult) -> list[ItemOutcome]:
+        mid = len(bodies) // 2
+        return self._send(bodies[:mid], result) + self._send(bodies[mid:], result)
+
+    def _isolate(
+        self, bodies: list[bytes], problem: dict, result: BatchResult
+    ) -> list[ItemOutcome]:
+        """A whole-batch 400: fail the items it names, resend the rest; bisect if it names none."""
+        if len(bodies) == 1:
+            return [ItemOutcome("failed", _summary(problem, strip_index=True))]
+        named = _indexed_errors(problem, len(bodies))
+        if not named:
+            return self._halves(bodies, result)
+        keep = [i for i in range(len(bodies)) if i not in named]
+        outcomes: list[ItemOutcome] = [
+            ItemOutcome("failed", named.get(i)) for i in range(len(bodies))
+        ]
+        if keep:
+            for i, outcome in zip(keep, self._send([bodies[i] for i in keep], result), strict=True):
+                outcomes[i] = outcome
+        return outcomes
+
+    def post_with_retries(self, body: bytes, result: BatchResult) -> httpx.Response:
+        for attempt in range(self.policy.attempts):
+            try:
+                return self._post(body, result)
+            except RetryableResponse as exc:
+                if attempt + 1 == self.policy.attempts:
+                    raise TransportError(
+                        f"gave up after {self.policy.attempts} attempts: {exc}"
+                    ) from exc
+                result.retries += 1
+                result.throttled += exc.status == 429
+                self._sleep(self.policy.delay(attempt, exc.retry_after, self._rng))
+        raise AssertionError("unreachable")
+
+    def _post(self, body: bytes, result: BatchResult) -> httpx.Response:
+        result.requests += 1
+        if self.pacer is None:
+            return self._post_once(body)
+        self.pacer.acquire()
+        started, throttled = time.monotonic(), False
+        try:
+            return self._post_once(body)
+        except RetryableResponse as exc:
+            throttled = exc.status == 429
+            raise
+        finally:
+            self.pacer.release(throttled=throttled, latency_s=time.monotonic() - started)
+
+    def _post_once(self, body: bytes) -> httpx.Response:
+        try:
+            response = self.client.post(
+                self.endpoint, content=body, headers={"content-type": "application/json"}
+            )
+        except httpx.TimeoutException as exc:
+            raise RetryableResponse(f"timed out ({type(exc).__name__})") from exc
+        except httpx.TransportError as exc:
+            raise RetryableResponse(f"network error ({type(exc).__name__}: {exc})") from exc
+        if response.status_code in (401, 403):
+            raise AuthError(_auth_message(response))
+        if response.status_code in RETRY_STATUSES:
+            raise RetryableResponse(
+                f"HTTP {response.status_code}",
+                status=response.status_code,
+                retry_after=_retry_after(response),
+            )
+        return response
+
+
+def _item_outcomes(response: httpx.Response, count: int) -> list[ItemOutcome]:
+    """Per-item results (§2.8); a 2xx without them means every item was accepted."""
+    body = _json(response)
+    results = _get(body, "results") if isinstance(body, dict) else None
+    outcomes = [ItemOutcome("updated")] * count
+    for item in results if isinstance(results, list) else []:
+        index = _get(item, "index")
+        if isinstance(index, int) and 0 <= index < count:
+            outcomes[index] = _outcome(item)
+    return outcomes
+
+
+def _outcome(item: dict) -> ItemOutcome:
+    status = str(_get(item, "status") or "").lower()
+    if status == "created":
+        return ItemOutcome("created")
+    if status == "failed":
+        return ItemOutcome(
+            "failed", _errors_text(_get(item, "errors")) or "failed (no reason given)"
+        )
+    return ItemOutcome("updated")
+
+
+def _get(obj: dict, name: str):
+    """Response properties are matched case-insensitively (CONTRACT §0.3)."""
+    if name in obj:
+        return obj[name]
+    lowered = name.lower()
+    return next((v for k, v in obj.items() if k.lower() == lowered), None)
+
+
+def _json(response: httpx.Response):
+    try:
+        return orjson.loads(response.content) if response.content else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _problem(response: httpx.Response) -> dict:
+    body = _json(response)
+    return body if isinstance(body, dict) else {"title": response.text[:200]}
+
+
+def _indexed_errors(problem: dict, count: int) -> dict[int, str]:
+    errors = _get(problem, "errors")
+    named: dict[int, list[str]] = {}
+    for key, messages in errors.items() if isinstance(errors, dict) else []:
+        match = _INDEXED_KEY.match(str(key))
+        if match and int(match.group(1)) < count:
+            text = "; ".join(map(str, messages)) if isinstance(messages, list) else str(messages)
+            named.setdefault(int(match.group(1)), []).append(f"{match.group(2) or 'item'}: {text}")
+    return {i: "; ".join(parts) for i, parts in named.items()}
+
+
+def _errors_text(errors) -> str:
+    if isinstance(errors, dict):
+        return "; ".join(
+            f"{k}: {'; '.join(map(str, v)) if isinstance(v, list) else v}"
+            for k, v in errors.items()
+        )
+    return "" if errors is None else str(errors)
+
+
+def describe_refusal(response: httpx.Response) -> str:
+    """One line for a refused response: its status, title and errors (CONTRACT §5.1)."""
+    return f"HTTP {response.status_code}: {_summary(_problem(response))}"
+
+
+def _summary(problem: dict, *, strip_index: bool = False) -> str:
+    errors = _get(problem, "errors")
+    if isinstance(errors, dict) and strip_index:
+        errors = {_INDEXED_KEY.sub(r"\2", k) or k: v for k, v in errors.items()}
+    detail = _errors_text(errors)
+    title = _get(problem, "title") or "request refused"
+    return f"{title}: {detail}" if detail else str(title)
+
+
+def _auth_message(response: httpx.Response) -> str:
+    what = "refused the API key" if response.status_code == 401 else "denied this key the right"
+    return (
+        f"{response.request.url.host} {what} (HTTP {response.status_code}). Check that "
+        "NYMBLE_API_KEY or --api-key-file holds a key of this target's organization "
+        "with the Admin role; nothing more was sent."
+    )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
