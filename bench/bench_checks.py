@@ -17,11 +17,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_sync import JOB, OUT  # noqa: E402
 from catalog import generate_catalog  # noqa: E402
 
+from pipelines.entities.products.product_checks import check_products  # noqa: E402
 from pipelines.entities.products.product_mapping import map_products  # noqa: E402
-from pipelines.jobs.specs import load_job  # noqa: E402
+from pipelines.extract.feed import SourceOpener  # noqa: E402
+from pipelines.jobs.job_file import load_job  # noqa: E402
 from pipelines.quality.expectations import ROW_ID, ExpectationSpec, run_suite  # noqa: E402
-from pipelines.quality.row_checks import check_products  # noqa: E402
-from pipelines.run.engine import open_source  # noqa: E402
 
 SUITE = [
     ExpectationSpec(
@@ -50,7 +50,7 @@ def main() -> None:
     job_path = OUT / f"job_checks_{rows}.yml"
     job_path.write_text(JOB.format(path=source))
     job = load_job(job_path)
-    _, chunks = open_source(job.source, log=lambda _: None)
+    _, chunks = SourceOpener(log=lambda _: None).open(job.source)
     mapping = checks = suite = 0.0
     frames, pending = [], 0
     for chunk in chunks:

@@ -189,7 +189,7 @@ def _server(row: tuple) -> tuple:
 def child(job: str, url: str, target: str, state: str) -> None:
     """In the child process: one sync, its summary as JSON on stdout."""
     from pipelines.run.commands import SyncSettings
-    from pipelines.run.entity_run import sync_entity
+    from pipelines.run.commands import sync as sync_entity
 
     settings = SyncSettings(
         job_path=Path(job),

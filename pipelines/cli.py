@@ -305,7 +305,7 @@ def doctor(**options: Any) -> None:
 
 def _open_ledger(url: str | None) -> Ledger:
     from pipelines.ledger import Ledger
-    from pipelines.run.commands import default_ledger_url
+    from pipelines.run.resources import default_ledger_url
     from pipelines.targets import default_state_dir
 
     return Ledger.connect(url or default_ledger_url(default_state_dir()), create=False)

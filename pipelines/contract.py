@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Literal
 
 __all__ = [
+    "API_PATHS",
     "BULK_ENDPOINTS",
     "COMMON_UNITS",
     "ENVIRONMENTS",
     "FieldType",
     "ISO_4217",
     "PRODUCT_FIELDS",
+    "PUT_ENDPOINTS",
     "RETRY_STATUSES",
     "RetryDefaults",
 ]
@@ -26,10 +28,24 @@ ENVIRONMENTS = {
     "production": "https://api.achievemomentum.com",
 }
 
+# §2.1 [D], §3.1 [A], §4.1 [D]: the list routes (paged, §5.4), each also the base of the
+# routes of one record (``/api/products/{sku}``, ``/api/orders/{id}``, ...).
+API_PATHS = {
+    "products": "/api/products",
+    "orders": "/api/orders",
+    "customers": "/api/customers",
+    "invoices": "/api/invoices",
+}
+
 # §2.8 [A route D], §3.5 [P]: bulk upsert routes, top-level JSON array bodies.
 BULK_ENDPOINTS = {
     "products": "/api/products/bulk",
     "orders": "/api/orders/bulk",
+}
+
+# §4.1 [D], §6.20: customers have no bulk route; each is upserted by ``PUT`` on the list route.
+PUT_ENDPOINTS = {
+    "customers": API_PATHS["customers"],
 }
 
 FieldType = Literal["string", "decimal", "integer", "boolean"]

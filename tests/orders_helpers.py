@@ -12,7 +12,7 @@ import yaml
 from helpers import API_KEY, run_sync
 
 from pipelines.run.commands import SyncSettings
-from pipelines.run.entity_run import sync_entity
+from pipelines.run.commands import sync as sync_entity
 from pipelines.run.summary import RunSummary
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.errors import JobFileError
-from pipelines.jobs.specs import check_columns, load_job
+from pipelines.jobs.job_file import check_columns, load_job
 
 GOOD = """
 entity: products
@@ -49,7 +49,7 @@ def test_every_mistake_is_reported_at_once_with_key_and_fix(tmp_path):
     text = str(err.value)
     assert str(tmp_path / "job.yml") in text
     assert "fields.skuu: is not a Nymble product field (did you mean 'sku'?)" in text
-    assert "source type must be 'csv' or 'parquet'" in text
+    assert "source: source type 'xls' is not supported: use 'csv', 'parquet' or 'sql'" in text
     assert "prices.1.atQuantity" in text
     assert "colour: is not a known key" in text
     assert "fields.sku: is required: every product needs a SKU" in text
@@ -64,9 +64,8 @@ def test_a_field_spec_of_the_wrong_shape_names_the_accepted_shapes(tmp_path):
 def test_unknown_source_columns_get_a_close_match(tmp_path):
     job = load_job(write(tmp_path, GOOD))
     with pytest.raises(JobFileError) as err:
-        check_columns(
-            job, ["sku", "price_retial", "status", "price_wholesale_50"], source="products.csv"
-        )
+        columns = ["sku", "price_retial", "status", "price_wholesale_50"]
+        check_columns(job, job.source_columns_used(), columns, source="products.csv")
     assert err.value.problems[0].key == "fields.price"
     assert "did you mean 'price_retial'?" in str(err.value)
     assert len(err.value.problems) == 2  # fields.price and prices[0].price

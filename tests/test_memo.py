@@ -19,11 +19,12 @@ from pipelines.admit.acked_state import AckedState, tags
 from pipelines.admit.memo import MemoFile, RowFingerprints, file_digest
 from pipelines.entities.products import product_prepare as prepare
 from pipelines.entities.products.price_list import PriceListIndex
+from pipelines.entities.products.product_entity import load_price_list
 from pipelines.entities.products.product_prepare import Recall, prepare_products
+from pipelines.extract import feed as pipeline
+from pipelines.extract.feed import SourceOpener
 from pipelines.extract.files import Chunk, read_csv
-from pipelines.jobs.specs import load_job
-from pipelines.run import engine as pipeline
-from pipelines.run.engine import RunOptions, load_price_list
+from pipelines.jobs.job_file import load_job
 from pipelines.transform.serialize import serialize
 
 SAMPLE = Path("sample_data/products.csv")
@@ -205,8 +206,8 @@ def _reject_rows(path: Path) -> list[tuple[str, str, str]]:
 def test_a_price_list_that_changes_while_read_turns_the_memo_off(tmp_path, monkeypatch):
     job_path, prices = _price_list_job(tmp_path)
     job = load_job(job_path)
-    options = RunOptions(log=lambda _: None)
-    index, _ = load_price_list(job, options)
+    opener = SourceOpener(log=lambda _: None)
+    index, _ = load_price_list(job, opener)
     assert index.digest == file_digest(prices)
     load = PriceListIndex.load
 
@@ -217,7 +218,7 @@ def test_a_price_list_that_changes_while_read_turns_the_memo_off(tmp_path, monke
         return loaded
 
     monkeypatch.setattr(PriceListIndex, "load", load_then_export_again)
-    index, _ = load_price_list(job, options)
+    index, _ = load_price_list(job, opener)
     assert index.digest is None
 
 

@@ -12,7 +12,7 @@ from helpers import API_KEY, run_sync
 
 from pipelines.cli import main
 from pipelines.ledger import Ledger
-from pipelines.run.commands import default_ledger_url
+from pipelines.run.resources import default_ledger_url
 from pipelines.targets import fingerprint
 
 JOB = Path("mappings/products.yml")

@@ -27,9 +27,9 @@ from orders_helpers import (
 )
 
 from pipelines.entities.orders.grouping import ITEMS, group_sorted, merge_sorted, spill_grouped
-from pipelines.entities.orders.order_job import load_entity_job
 from pipelines.errors import JobFileError, SourceError
 from pipelines.extract.files import Chunk
+from pipelines.jobs.job_file import load_job as load_entity_job
 from pipelines.ledger import Ledger
 
 SAMPLE = Path("sample_data")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipelines.entities.products.product_prepare import prepare_in_parallel
+from pipelines.run.parallel import prepare_in_parallel
 
 
 def _slow_first(n: int) -> int:

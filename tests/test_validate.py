@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.entities.products.product_checks import check_products, product_warnings
 from pipelines.entities.products.product_mapping import map_products
 from pipelines.extract.files import read_csv
-from pipelines.jobs.specs import load_job
-from pipelines.quality.row_checks import check_products, product_warnings, split_rejects
+from pipelines.jobs.job_file import load_job
+from pipelines.quality.row_checks import split_rejects
 
 JOB = """
 entity: products

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import xxhash
 
 from pipelines.admit.acked_state import AckedState, Located, mix
-from pipelines.jobs.specs import JobConfig
+from pipelines.jobs.specs import JobBase
 
 __all__ = ["MemoFile", "RowFingerprints", "code_digest", "digest_code", "file_digest"]
 
@@ -97,7 +97,7 @@ class RowFingerprints:
 
     _LENGTHS = np.uint64(0x9E3779B97F4A7C15)  # odd: Horner steps over column lengths
 
-    def __init__(self, job: JobConfig, *, price_list_digest: str | None = None):
+    def __init__(self, job: JobBase, *, price_list_digest: str | None = None):
         self.columns = sorted(set(job.source_columns_used().values()))
         shape = job.model_dump(  # where the price list lies is not what it says
             mode="json",

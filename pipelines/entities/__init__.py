@@ -1,1 +1,140 @@
-"""Entity plug-ins: what differs between products, orders and customers."""
+"""Entity plug-ins: the only code that differs between products, orders and customers.
+
+The one engine (``pipelines.run``) reads, checks, admits and sends every entity alike; an
+entity supplies its job model and an :class:`EntityRun` for each run: how its feed is opened
+(orders group header and line rows), how a chunk of rows becomes records, which fields are
+unique in a run, which references must exist at the target, and how a batch is sent. Adding
+an entity means adding a folder here with a module that defines ``PLUGIN``, and its name
+below.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from pipelines.admit.acked_state import AckedState
+    from pipelines.extract.feed import Feed, SourceOpener
+    from pipelines.extract.files import Chunk
+    from pipelines.jobs.specs import JobBase
+    from pipelines.load.api_reader import ApiReader
+    from pipelines.load.pacing import Pacer
+    from pipelines.transform.prepared import Prepared
+    from pipelines.transform.rejects import Reject
+
+__all__ = ["ENTITY_NAMES", "EntityPlugin", "EntityRun", "RunContext", "SampleDiff", "entity_plugin"]
+
+# name → the module holding its PLUGIN; imported only when a job of that entity is read.
+_MODULES = {
+    "products": "pipelines.entities.products.product_entity",
+    "orders": "pipelines.entities.orders.order_entity",
+    "customers": "pipelines.entities.customers.customer_entity",
+}
+ENTITY_NAMES = tuple(_MODULES)
+
+
+@dataclass(frozen=True)
+class EntityPlugin:
+    name: str
+    parse_job: Callable[[dict[str, Any], Path], JobBase]
+    bind: Callable[[Any, RunContext], EntityRun]  # (job, context) → the run's entity half
+
+
+def entity_plugin(name: str) -> EntityPlugin:
+    return importlib.import_module(_MODULES[name]).PLUGIN
+
+
+@dataclass
+class RunContext:
+    """What a run, plan or validation talks to, built by the engine and handed to the entity."""
+
+    job: Any
+    target: Any  # pipelines.targets.Target
+    ledger: Any  # pipelines.ledger.Ledger
+    client: Any  # httpx.Client
+    options: Any  # pipelines.run.options.RunOptions
+    opener: SourceOpener
+
+
+@dataclass(frozen=True)
+class SampleDiff:
+    """One planned update: each changed field as ``[old, new]`` in canonical JSON values."""
+
+    external_id: str
+    changes: dict[str, list]
+    found: bool = True  # False: the target holds no record with this key
+
+
+class EntityRun:
+    """An entity's half of one run. The defaults fit an entity sent by bulk POST whose records
+    have no references and no unique field besides their key."""
+
+    unique_columns: dict[str, str] = {}  # field → source column: unique in a run, like the key
+    references: Any = None  # checks that a record's references exist at the target
+
+    def __init__(self, job: Any, ctx: RunContext):
+        self.job, self.ctx = job, ctx
+
+    def open_feed(self) -> Feed:
+        raise NotImplementedError
+
+    def prepare(self, chunk: Chunk) -> Prepared:
+        """Map, check, hash and serialize one chunk (pure: runs on worker threads)."""
+        raise NotImplementedError
+
+    def side_rejects(self) -> list[Reject]:
+        """Rows of side sources (a price list) rejected while the feed was opened."""
+        return []
+
+    def sender(self, pacer: Pacer) -> Any:
+        from pipelines.contract import BULK_ENDPOINTS
+        from pipelines.load.sender import Sender
+
+        o = self.ctx.options
+        return Sender(
+            self.ctx.client, BULK_ENDPOINTS[self.job.entity], policy=o.policy, pacer=pacer
+        )
+
+    def notes(self, admission: Any) -> list[str]:
+        """What the summary should say besides the counts."""
+        return []
+
+    def recall(self, state: AckedState) -> tuple[Any, Any] | None:
+        """The source-row memo and how workers recall unchanged rows, if the entity has one."""
+        return None
+
+    def api_state(self, reader: ApiReader) -> AckedState:
+        """Hashes of what the org holds, seen as this job would send it (``plan --against-api``)."""
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"plan --against-api is not available for {self.job.entity} yet")
+
+    def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
+        """How the record the org holds under ``external_id`` differs from ``body``."""
+        return SampleDiff(external_id, {}, found=False)
+
+    def chunked(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        """The chunks as they are prepared (products join small ones while recalling)."""
+        return iter(chunks)
+
+    def hold_back(self) -> Any:
+        """The lowest watermark of a record waiting for a reference (None: none waits)."""
+        return None
+
+    def feed_keys_needed(self) -> bool:
+        """Whether the run must know every key of the feed before sending (mirror mode)."""
+        return False
+
+    def vanished(self, keys: np.ndarray) -> Any:
+        """Records this job synced that the feed (``keys``, sorted) no longer holds."""
+        raise NotImplementedError
+
+    def deactivations(self, vanished: Any) -> Any:
+        """The records that deactivate ``vanished``, ready to batch."""
+        raise NotImplementedError

@@ -22,7 +22,7 @@ import httpx
 
 from pipelines.errors import EXIT_AUTH, EXIT_CONFIG, EXIT_OK, EXIT_TRANSPORT, NymbleSyncError
 from pipelines.ledger import Ledger, lock_holder
-from pipelines.run.commands import client_for, default_ledger_url, open_target
+from pipelines.run.resources import client_for, default_ledger_url, open_target
 from pipelines.targets import Target, default_state_dir
 
 __all__ = ["Check", "DoctorSettings", "diagnose", "exit_code"]

@@ -1,4 +1,5 @@
-"""Contract checks on mapped records, and the split of a chunk into records to send and rejects.
+"""Row checks shared by every entity (keys, currencies, duplicates in a run), and the split of
+a chunk into records to send and rejects.
 
 Checks are boolean masks over whole columns; only the failing rows become ``Reject`` objects.
 """
@@ -12,17 +13,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import COMMON_UNITS, ISO_4217
-from pipelines.jobs.specs import JobConfig
+from pipelines.contract import ISO_4217
 from pipelines.transform.convert import present
 from pipelines.transform.rejects import Reject
 
 __all__ = [
     "Failure",
+    "combined",
+    "field_columns",
+    "required_values",
     "KeyTracker",
-    "check_products",
     "key_too_long",
-    "product_warnings",
     "split_rejects",
     "unknown_currency",
 ]
@@ -57,47 +58,6 @@ class Failure:
         return replace(self, mask=mask, values=values, related=related)
 
 
-def check_products(table: pa.Table, job: JobConfig) -> list[Failure]:
-    """Rules every product must pass (CONTRACT §2.3–2.5, §2.8): keys present, numbers in
-    range, currency codes from ISO 4217."""
-    sources = {target: column for target, column in _field_columns(job).items()}
-    failures = [
-        _required(table, "externalId", job.key),
-        _required(table, "sku", sources.get("sku", "sku")),
-        key_too_long(table.column("externalId").combine_chunks(), job.key),
-    ]
-    for field, minimum, rule in _RANGES:
-        if field in table.column_names:
-            values = table.column(field).combine_chunks()
-            low = pc.fill_null(pc.less(values, minimum), False).to_numpy(zero_copy_only=False)
-            failures.append(
-                Failure(
-                    low,
-                    sources.get(field, field),
-                    values,
-                    rule,
-                    f"{field} must be {minimum} or more",
-                )
-            )
-    if "currencyCode" in table.column_names:
-        failures.append(
-            unknown_currency(
-                table.column("currencyCode").combine_chunks(),
-                sources.get("currencyCode", "currencyCode"),
-            )
-        )
-    return [f for f in failures if f.mask.any()]
-
-
-# CONTRACT §2.4–2.5: prices are not negative; order quantities and steps are at least 1.
-_RANGES = [
-    ("price", 0, "negative_price"),
-    ("weight", 0, "negative_weight"),
-    ("minimumOrderQuantity", 1, "below_minimum"),
-    ("quantityIncrement", 1, "below_minimum"),
-]
-
-
 def unknown_currency(values: pa.Array, column: str | None) -> Failure:
     """Rows whose currency code is not ISO 4217 (a closed set, CONTRACT §3.2)."""
     codes = values.dictionary if pa.types.is_dictionary(values.type) else values
@@ -112,51 +72,6 @@ def unknown_currency(values: pa.Array, column: str | None) -> Failure:
         "unknown_currency",
         "is not an ISO 4217 currency code (e.g. USD, EUR, CAD)",
     )
-
-
-def product_warnings(table: pa.Table, rows: np.ndarray) -> list[str]:
-    """Things sent as they are but worth a look: unusual units, SKUs unusable in URL paths."""
-    notes = []
-    for field, common in COMMON_UNITS.items():
-        if field in table.column_names:
-            values = table.column(field).combine_chunks().cast(pa.string())
-            odd = present(values) & ~pc.fill_null(
-                pc.is_in(pc.utf8_lower(values), value_set=pa.array(sorted(common))), False
-            ).to_numpy(zero_copy_only=False)
-            notes += _note(odd, rows, values, f"{field} is not a common unit (sent as it is)")
-    if "sku" in table.column_names:
-        skus = table.column("sku").combine_chunks()
-        slash = pc.fill_null(pc.match_substring(skus, "/"), False).to_numpy(zero_copy_only=False)
-        notes += _note(
-            slash,
-            rows,
-            skus,
-            "SKU contains '/': fine in bulk loads, but it cannot "
-            "be used in URL paths such as /api/products/{sku} (CONTRACT §6.22)",
-        )
-    return notes
-
-
-def _note(mask: np.ndarray, rows: np.ndarray, values: pa.Array, text: str) -> list[str]:
-    if not mask.any():
-        return []
-    idx = np.nonzero(mask)[0][:5]
-    examples = ", ".join(f"row {rows[i]} ({values[int(i)].as_py()!r})" for i in idx)
-    more = f" and {int(mask.sum()) - len(idx)} more" if mask.sum() > len(idx) else ""
-    return [f"{text}: {examples}{more}"]
-
-
-def _field_columns(job: JobConfig) -> dict[str, str]:
-    return {
-        k.removeprefix("fields."): v
-        for k, v in job.source_columns_used().items()
-        if k.startswith("fields.")
-    }
-
-
-def _required(table: pa.Table, field: str, column: str) -> Failure:
-    values = table.column(field).combine_chunks()
-    return Failure(~present(values), column, values, "required", f"{field} is required")
 
 
 def key_too_long(ids: pa.Array, column: str) -> Failure:
@@ -306,15 +221,22 @@ def _merge(
 
 
 def split_rejects(
-    table: pa.Table, rows: np.ndarray, failures: list[Failure], *, source: str
+    table: pa.Table,
+    rows: np.ndarray,
+    failures: list[Failure],
+    *,
+    source: str,
+    ids: pa.Array | None = None,
 ) -> tuple[pa.Table, np.ndarray, list[Reject]]:
-    """Drop every row that failed a rule; describe each failure as a Reject."""
+    """Drop every row that failed a rule; describe each failure as a Reject naming the row's
+    key (``ids``, by default the table's externalId column)."""
     bad = np.zeros(len(table), dtype=bool)
     for f in failures:
         bad |= f.mask
     if not bad.any():
         return table, rows, []
-    ids = table.column("externalId").combine_chunks()
+    if ids is None:
+        ids = table.column("externalId").combine_chunks()
     rejects = _unique([r for f in failures for r in _describe(f, ids, rows, source)])
     keep = pa.array(~bad)
     return table.filter(keep), rows[~bad], rejects
@@ -357,3 +279,22 @@ def _describe(failure: Failure, ids: pa.Array, rows: np.ndarray, source: str) ->
 def _message(failure: Failure, earlier_row: int | None) -> str:
     text = f"{failure.column}: {failure.message}" if failure.column else failure.message
     return text if earlier_row is None else f"{text} (row {earlier_row})"
+
+
+def required_values(values, column: str | None, field: str) -> Failure:
+    """Rows where ``field`` (read from ``column``) is missing or blank."""
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return Failure(~present(values), column, values, "required", f"{field} is required")
+
+
+def combined(values) -> pa.Array:
+    """One array, whether a table column (chunked) or an array was given."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def field_columns(fields: dict) -> dict[str, str | None]:
+    """Target field → the source column its spec reads (None for a constant)."""
+    return {
+        target: spec if isinstance(spec, str) else getattr(spec, "column", None)
+        for target, spec in fields.items()
+    }

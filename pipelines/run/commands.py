@@ -1,41 +1,33 @@
-"""The library entry points behind the CLI: each builds its resources, runs, cleans up."""
+"""The library entry points behind the CLI, one per command, for every entity: each reads the
+job file, builds what the run talks to, runs the engine, cleans up."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import httpx
+import sqlalchemy as sa
 
-from pipelines.jobs.specs import JobConfig, load_job
+from pipelines.entities import EntityRun, RunContext, entity_plugin
+from pipelines.extract.feed import SourceOpener
+from pipelines.extract.sql import SqlSourceConfig, make_engine, resolve_url
+from pipelines.jobs.job_file import load_job
+from pipelines.jobs.specs import JobBase, SqlSource
 from pipelines.ledger import Ledger, lock_holder
 from pipelines.load.sender import RetryPolicy
-from pipelines.run.engine import RunOptions, run_products
-from pipelines.run.plan import Plan, plan_products
+from pipelines.run.options import RunOptions
+from pipelines.run.plan import Plan, plan_job
+from pipelines.run.resources import client_for, default_ledger_url, open_target
 from pipelines.run.summary import RunSummary
+from pipelines.run.sync_run import run_job
+from pipelines.run.validation import ValidationReport, validate_job
+from pipelines.run.watermarks import start_of
+from pipelines.targets import default_state_dir
 
-if TYPE_CHECKING:
-    from pipelines.ops.doctor import DoctorSettings
-from pipelines.run.validation import ValidationReport, validate_feed
-from pipelines.targets import Target, default_state_dir, fingerprint, resolve_target
-
-__all__ = [
-    "PlanSettings",
-    "SyncSettings",
-    "validate",
-    "client_for",
-    "local_target",
-    "open_target",
-    "run_options",
-    "plan",
-    "sync",
-]
-
-LOCAL_KEY = "local-emulator-key"  # the in-process emulator's own key: not a secret
+__all__ = ["PlanSettings", "SyncSettings", "plan", "run_options", "sync", "validate"]
 
 
 @dataclass(frozen=True)
@@ -66,67 +58,73 @@ class PlanSettings(SyncSettings):
 
 
 def sync(settings: SyncSettings) -> RunSummary:
-    """Run one job against one target; the summary says what happened to every row."""
-    from pipelines.entities.orders.order_job import (
-        entity_of,  # the orders package builds on this module
-    )
-
-    if entity_of(settings.job_path) in ("orders", "customers"):
-        from pipelines.run.entity_run import sync_entity
-
-        return sync_entity(settings)
+    """Run one job of any entity against one target; the summary says what happened to
+    every row."""
     job = load_job(settings.job_path)
     with (
-        _resources(settings, job) as (target, ledger, client),
-        # One run per job and target; taken before run_products finishes interrupted runs.
-        ledger.acquire_lock(job=job.job, target_id=target.id, holder=lock_holder()) as lock,
+        _context(settings, job) as (er, ctx, start),
+        # One run per job and target; taken before the run finishes interrupted runs.
+        ctx.ledger.acquire_lock(job=job.job, target_id=ctx.target.id, holder=lock_holder()) as lock,
     ):
         if lock.took_over_from:
             settings.log(f"took over the lock of {lock.took_over_from}, which had stopped")
-        return run_products(job, target, ledger, client, run_options(settings))
+        return run_job(er, ctx, start)
 
 
 def plan(settings: PlanSettings) -> Plan:
     """What ``sync`` would do now, writing nothing to the API or the ledger."""
     job = load_job(settings.job_path)
-    with _resources(settings, job) as (target, ledger, client):
-        return plan_products(
-            job,
-            target,
-            ledger,
-            client,
-            run_options(settings),
-            against_api=settings.against_api,
-            sample=settings.sample,
+    with _context(settings, job) as (er, ctx, start):
+        return plan_job(
+            er, ctx, start=start, against_api=settings.against_api, sample=settings.sample
         )
 
 
 def validate(settings: SyncSettings) -> ValidationReport:
     """Read, map and check a feed; judge the gates; send nothing, record no run."""
     job = load_job(settings.job_path)
-    with _resources(settings, job) as (target, ledger, _client):
-        return validate_feed(job, target, ledger, run_options(settings))
+    with _context(settings, job) as (er, ctx, start):
+        return validate_job(er, ctx, start=start)
 
 
 @contextmanager
-def _resources(
-    settings: SyncSettings, job: JobConfig
-) -> Iterator[tuple[Target, Ledger, httpx.Client]]:
-    ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
-    try:
-        with (
+def _context(
+    settings: SyncSettings, job: JobBase
+) -> Iterator[tuple[EntityRun, RunContext, str | None]]:
+    """The job's entity half bound to what it talks to: ledger, target, HTTP client and one
+    database engine per ``url_env`` of its SQL sources; all closed on the way out."""
+    with ExitStack() as stack:
+        ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
+        stack.callback(ledger.close)
+        target = stack.enter_context(
             open_target(
                 settings,
                 allow_production=settings.allow_production or job.allow_production,
                 warn=settings.log,
-            ) as target,
-            client_for(
-                target, job.batch.timeout_s, settings.concurrency or job.batch.concurrency
-            ) as client,
-        ):
-            yield target, ledger, client
-    finally:
-        ledger.close()
+            )
+        )
+        concurrency = settings.concurrency or job.batch.concurrency
+        client = stack.enter_context(client_for(target, job.batch.timeout_s, concurrency))
+        engines = _engines(job, settings.environ, stack)
+        options = run_options(settings)
+        start = start_of(job, ledger, target.id, full=settings.full)
+        opener = SourceOpener(
+            engines=engines, override=settings.source, watermark_from=start, log=settings.log
+        )
+        ctx = RunContext(job, target, ledger, client, options, opener)
+        yield entity_plugin(job.entity).bind(job, ctx), ctx, start
+
+
+def _engines(job: JobBase, environ: Mapping[str, str], stack: ExitStack) -> dict[str, sa.Engine]:
+    """One engine per database the job's SQL sources name, disposed of with ``stack``."""
+    engines: dict[str, sa.Engine] = {}
+    for source in job.sources():
+        if isinstance(source, SqlSource) and source.url_env not in engines:
+            config = SqlSourceConfig(url_env=source.url_env, query_file=source.query)
+            engine = make_engine(resolve_url(config, environ), env_var=source.url_env)
+            engines[source.url_env] = engine
+            stack.callback(engine.dispose)
+    return engines
 
 
 def run_options(settings: SyncSettings) -> RunOptions:
@@ -143,55 +141,4 @@ def run_options(settings: SyncSettings) -> RunOptions:
         override_gates=frozenset(settings.override_gates),
         log=settings.log,
         progress=settings.progress,
-    )
-
-
-def default_ledger_url(state_dir: Path) -> str:
-    return f"sqlite:///{(state_dir / 'ledger.sqlite').as_posix()}"
-
-
-@contextmanager
-def open_target(
-    settings: SyncSettings | DoctorSettings,
-    *,
-    allow_production: bool,
-    warn: Callable[[str], None],
-) -> Iterator[Target]:
-    """The target a command names: the in-process emulator for ``local``, else a resolved
-    remote target (``allow_production`` is the caller's decision: writes need consent)."""
-    if settings.target == "local":
-        with local_target(settings.state_dir) as target:
-            yield target
-        return
-    yield resolve_target(
-        settings.target,
-        api_key_file=settings.api_key_file,
-        environ=settings.environ,
-        allow_production=allow_production,
-        warn=warn,
-    )
-
-
-@contextmanager
-def local_target(state_dir: Path) -> Iterator[Target]:
-    """The emulator, in this process, keeping its data in the state directory between runs."""
-    from pipelines.emulator import Emulator, EmulatorSettings  # only the local target needs it
-
-    state_dir.mkdir(parents=True, exist_ok=True)
-    db = (state_dir / "emulator.sqlite").resolve()
-    settings = EmulatorSettings(api_keys={LOCAL_KEY: "org_local"}, db_path=str(db))
-    with Emulator.start(settings) as emulator:
-        yield Target("local", emulator.base_url, LOCAL_KEY, fingerprint(f"local:{db}", LOCAL_KEY))
-
-
-def client_for(target: Target, timeout_s: float, concurrency: int) -> httpx.Client:
-    """One pooled keep-alive client for the whole run (CONTRACT §1.2: key in x-api-key)."""
-    return httpx.Client(
-        base_url=target.base_url,
-        headers={"x-api-key": target.api_key, "user-agent": "nymble-sync/0.1"},
-        timeout=httpx.Timeout(timeout_s, connect=10.0),
-        limits=httpx.Limits(
-            max_connections=max(concurrency, 4) * 2,
-            max_keepalive_connections=max(concurrency, 4) * 2,
-        ),
     )

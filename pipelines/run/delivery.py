@@ -24,7 +24,7 @@ from pipelines.transform.rejects import Reject, RejectsWriter
 
 if TYPE_CHECKING:
     from pipelines.ledger import Ledger
-    from pipelines.run.engine import RunOptions
+    from pipelines.run.options import RunOptions
     from pipelines.targets import Target
 
 __all__ = ["Delivery", "RunScope", "open_run"]

@@ -1,7 +1,7 @@
-"""Contract checks on mapped orders and customers (CONTRACT §3.3, §4.1, §6.3), as masks.
+"""Contract checks on mapped orders (CONTRACT §3.3, §6.3), as masks.
 
 Only rules that hold for one record on its own live here; duplicates across the run and
-references to SKUs and customers are the admission's (:mod:`.admission`).
+references to SKUs and customers are checked at admission (:mod:`.references`).
 """
 
 from __future__ import annotations
@@ -11,53 +11,43 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.entities.orders.grouping import BROKEN
-from pipelines.entities.orders.order_job import CustomersJob, OrdersJob
+from pipelines.entities.orders.order_job import OrdersJob
 from pipelines.entities.orders.order_mapping import per_order
-from pipelines.quality.row_checks import Failure, key_too_long, unknown_currency
+from pipelines.quality.row_checks import (
+    Failure,
+    combined,
+    field_columns,
+    key_too_long,
+    required_values,
+    unknown_currency,
+)
 from pipelines.transform.convert import present
 
-__all__ = ["check_customers", "check_orders"]
-
-_CUSTOMER_REQUIRED = ("companyName", "companyEmail", "pricing")  # §4.1 "Req." column
+__all__ = ["check_orders"]
 
 
 def check_orders(table: pa.Table, job: OrdersJob, grouped: pa.Table) -> list[Failure]:
     """Rules every order must pass before it is sent."""
-    columns = _sources(job.fields)
+    columns = field_columns(job.fields)
     customer = pc.struct_field(table.column("customer").combine_chunks(), "customerNumber")
     failures = [
-        _missing(table.column("externalId"), job.key, "externalId"),
-        key_too_long(_whole(table.column("externalId")), job.key),
-        _missing(customer, columns.get("customer.customerNumber"), "customer.customerNumber"),
+        required_values(table.column("externalId"), job.key, "externalId"),
+        key_too_long(combined(table.column("externalId")), job.key),
+        required_values(
+            customer, columns.get("customer.customerNumber"), "customer.customerNumber"
+        ),
         *_item_rules(table.column("items").combine_chunks(), job),
         _broken(grouped, job),
     ]
     if "currencyCode" in table.column_names:
         failures.append(
-            unknown_currency(_whole(table.column("currencyCode")), columns.get("currencyCode"))
+            unknown_currency(combined(table.column("currencyCode")), columns.get("currencyCode"))
         )
     if "shippingDetails" in table.column_names:
         total = table.column("shippingDetails").combine_chunks()
         if "shippingTotal" in [f.name for f in total.type]:
             column = columns.get("shippingDetails.shippingTotal")
             failures.append(_negative(pc.struct_field(total, "shippingTotal"), column))
-    return [f for f in failures if f is not None and f.mask.any()]
-
-
-def check_customers(table: pa.Table, job: CustomersJob) -> list[Failure]:
-    columns = _sources(job.fields)
-    failures = [
-        _missing(table.column("customerNumber"), job.key, "customerNumber"),
-        key_too_long(_whole(table.column("customerNumber")), job.key),
-    ]
-    for name in _CUSTOMER_REQUIRED:
-        if name not in table.column_names:
-            continue  # load_entity_job cannot know; the API will say so for every customer
-        failures.append(_missing(table.column(name), columns.get(name), name))
-    if "currencyCode" in table.column_names:
-        failures.append(
-            unknown_currency(_whole(table.column("currencyCode")), columns.get("currencyCode"))
-        )
     return [f for f in failures if f is not None and f.mask.any()]
 
 
@@ -118,19 +108,3 @@ def _below(values: pa.Array, minimum: int) -> np.ndarray:
 
 def _negative(values: pa.Array, column: str | None) -> Failure:
     return Failure(_below(values, 0), column, values, "negative_price", "must be 0 or more")
-
-
-def _missing(values, column: str | None, field: str) -> Failure:
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    return Failure(~present(values), column, values, "required", f"{field} is required")
-
-
-def _whole(values) -> pa.Array:
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-
-
-def _sources(fields: dict) -> dict[str, str]:
-    return {
-        target: spec if isinstance(spec, str) else getattr(spec, "column", None)
-        for target, spec in fields.items()
-    }

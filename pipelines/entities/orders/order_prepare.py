@@ -1,7 +1,6 @@
-"""The pure, per-chunk part of an orders or customers run: map, check, hash, serialize.
-
-Like :mod:`pipelines.prepare` for products, it needs nothing from other chunks, so it runs on
-worker threads (``prepare_in_parallel``) while the main thread admits chunks in order.
+"""The pure, per-chunk part of an orders run: map, check, hash and serialize a chunk of
+orders (headers with their lines). It needs nothing from other chunks, so it runs on worker
+threads while the main thread admits chunks in order.
 """
 
 from __future__ import annotations
@@ -13,30 +12,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.entities.orders.grouping import OrderChunk
-from pipelines.entities.orders.order_checks import check_customers, check_orders
-from pipelines.entities.orders.order_job import CustomersJob, OrdersJob
-from pipelines.entities.orders.order_mapping import map_customers, map_orders
-from pipelines.extract.files import Chunk
-from pipelines.quality.row_checks import Failure
-from pipelines.transform.serialize import key_hashes, serialize
+from pipelines.entities.orders.order_checks import check_orders
+from pipelines.entities.orders.order_job import OrdersJob
+from pipelines.entities.orders.order_mapping import map_orders
+from pipelines.transform.prepared import Prepared, prepared
+from pipelines.transform.serialize import key_hashes
 
-__all__ = ["Prepared", "prepare_customers", "prepare_orders"]
+__all__ = ["OrderReferences", "prepare_orders"]
 
 
 @dataclass(frozen=True)
-class Prepared:
-    chunk: Chunk
-    ids: pa.Array  # the ledger's externalId per row: an order's externalId, a customer number
-    failures: list[Failure]  # rows that broke a rule of their own
-    keys: np.ndarray  # hashes of ids
-    passed: np.ndarray  # rows without failures: the ones serialized
-    bodies: list[bytes]  # canonical JSON of the passed rows, in order
-    hashes: np.ndarray  # content hashes of the passed rows
-    unique: dict[str, tuple[pa.Array, np.ndarray]]  # other per-run unique fields: values, hashes
-    lines: int = 0  # order lines read in this chunk
-    customers: pa.Array | None = None  # orders: customer number per order
-    skus: pa.Array | None = None  # orders: SKU per line
-    sku_offsets: np.ndarray | None = None  # orders: where each order's lines start in ``skus``
+class OrderReferences:
+    """What the reference checks of a chunk of orders look at."""
+
+    customers: pa.Array  # customer number per order
+    skus: pa.Array  # SKU per line
+    offsets: np.ndarray  # where each order's lines start in ``skus``
 
 
 def prepare_orders(chunk: OrderChunk, job: OrdersJob) -> Prepared:
@@ -52,52 +43,19 @@ def prepare_orders(chunk: OrderChunk, job: OrdersJob) -> Prepared:
         numbers = table.column("orderNumber").combine_chunks()
         unique["orderNumber"] = (numbers, key_hashes(pc.utf8_lower(numbers)))
     customers = pc.struct_field(table.column("customer").combine_chunks(), "customerNumber")
-    return _finish(
+    refs = OrderReferences(customers, pc.struct_field(items.flatten(), "sku"), offsets - offsets[0])
+    return prepared(
         chunk,
         table,
         ids,
         failures,
-        unique,
+        unique=unique,
         lines=int(offsets[-1] - offsets[0]),
-        customers=customers,
-        skus=pc.struct_field(items.flatten(), "sku"),
-        sku_offsets=offsets - offsets[0],
+        references=refs,
     )
 
 
-def prepare_customers(chunk: Chunk, job: CustomersJob) -> Prepared:
-    table, failures = map_customers(chunk, job)
-    failures += check_customers(table, job)
-    ids = table.column("customerNumber").combine_chunks()
-    return _finish(chunk, table, ids, failures, {})
-
-
-def _nothing(chunk: Chunk) -> Prepared:
-    empty = np.empty(0, np.int64)
+def _nothing(chunk: OrderChunk) -> Prepared:
     none = pa.array([], pa.string())
-    return Prepared(
-        chunk,
-        none,
-        [],
-        empty,
-        np.empty(0, bool),
-        [],
-        empty,
-        {},
-        0,
-        none,
-        none,
-        np.zeros(1, np.int64),
-    )
-
-
-def _finish(
-    chunk: Chunk, table: pa.Table, ids: pa.Array, failures: list[Failure], unique: dict, **extra
-) -> Prepared:
-    passed = (
-        ~np.logical_or.reduce([f.mask for f in failures])
-        if failures
-        else np.ones(len(table), dtype=bool)
-    )
-    bodies, hashes = serialize(table if passed.all() else table.filter(pa.array(passed)))
-    return Prepared(chunk, ids, failures, key_hashes(ids), passed, bodies, hashes, unique, **extra)
+    refs = OrderReferences(none, none, np.zeros(1, np.int64))
+    return prepared(chunk, pa.table({"externalId": none}), none, [], references=refs)

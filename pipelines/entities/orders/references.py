@@ -17,11 +17,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.jobs.specs import load_job
-from pipelines.load.api_reader import ApiReader, _get
+from pipelines.contract import API_PATHS
+from pipelines.entities.orders.order_mapping import per_order
+from pipelines.jobs.job_file import load_job
+from pipelines.load.api_reader import ApiReader, field_of
+from pipelines.quality.row_checks import Failure
+from pipelines.transform.prepared import Prepared
 from pipelines.transform.serialize import key_hashes
 
-__all__ = ["CustomerReader", "KnownValues", "product_skus", "products_keyed_by_sku"]
+__all__ = [
+    "CustomerReader",
+    "KnownValues",
+    "References",
+    "product_skus",
+    "products_keyed_by_sku",
+]
 
 
 class KnownValues:
@@ -63,19 +73,19 @@ class CustomerReader(ApiReader):
     """``GET /api/customers`` paged like products (the list has no Active filter to split)."""
 
     def __init__(self, client):
-        super().__init__(client, path="/api/customers")
+        super().__init__(client, path=API_PATHS["customers"])
 
     def numbers(self) -> Iterable[str]:
-        for page in self._pages([]):
+        for page in self.listing():
             for customer in page:
-                yield _get(customer, "customerNumber")
+                yield field_of(customer, "customerNumber")
 
 
 def product_skus(reader: ApiReader) -> Iterable[str]:
     """Every SKU the org holds, active or not."""
     for page in reader.pages():
         for product in page:
-            yield _get(product, "sku")
+            yield field_of(product, "sku")
 
 
 def products_keyed_by_sku(products_job) -> bool:
@@ -85,3 +95,63 @@ def products_keyed_by_sku(products_job) -> bool:
     job = load_job(products_job)
     sku = job.fields.get("sku")
     return isinstance(sku, str) and sku == job.key
+
+
+class References:
+    """The customers and SKUs known at the target, with the source columns to name."""
+
+    def __init__(
+        self,
+        customers: KnownValues,
+        skus: KnownValues,
+        customer_column: str,
+        sku_column: str,
+        watermark_column: str | None = None,
+    ):
+        self.customers, self.skus = customers, skus
+        self.customer_column, self.sku_column = customer_column, sku_column
+        self.watermark_column = watermark_column
+        self.hold_back = None  # lowest watermark value of an order waiting for a reference
+
+    def failures(self, p: Prepared, ok: np.ndarray) -> list[Failure]:
+        """Orders among ``ok`` whose customer, or else one of whose SKUs, is unknown."""
+        refs = p.references
+        customers = self._customers(refs.customers, ok)
+        skus = self._skus(refs.skus, refs.offsets, ok & ~customers.mask)
+        waiting = [f for f in (customers, skus) if f.mask.any()]
+        self._hold(p.chunk.table, waiting)
+        return waiting
+
+    def _hold(self, table: pa.Table, waiting: list[Failure]) -> None:
+        """Remember the lowest watermark among orders waiting for a reference: the stored
+        watermark must not pass them, or an incremental run would never read them again."""
+        if not waiting or self.watermark_column is None:
+            return
+        mask = np.logical_or.reduce([f.mask for f in waiting])
+        low = pc.min(table.column(self.watermark_column).filter(pa.array(mask))).as_py()
+        if low is not None and (self.hold_back is None or low < self.hold_back):
+            self.hold_back = low
+
+    def _customers(self, numbers: pa.Array, ok: np.ndarray) -> Failure:
+        unknown = ok & self.customers.unknown(numbers, key_hashes(numbers))
+        return Failure(unknown, self.customer_column, numbers, "unknown_customer", _WAIT_CUSTOMER)
+
+    def _skus(self, skus: pa.Array, offsets: np.ndarray, ok: np.ndarray) -> Failure:
+        of_ok = np.repeat(ok, np.diff(offsets)) & pc.is_valid(skus).to_numpy(zero_copy_only=False)
+        missing = np.zeros(len(skus), dtype=bool)
+        if of_ok.any():
+            codes = pc.dictionary_encode(skus)  # each distinct SKU is looked up once
+            distinct = codes.dictionary
+            unknown = self.skus.unknown(distinct, key_hashes(distinct))
+            missing = unknown[codes.indices.fill_null(0).to_numpy(zero_copy_only=False)] & of_ok
+        failure = Failure(missing, self.sku_column, skus, "unknown_sku", _WAIT_SKU)
+        return per_order(failure, offsets)
+
+
+_WAIT_CUSTOMER = (
+    "is not a customer the target knows; the order is sent by the first run after the "
+    "customer exists"
+)
+_WAIT_SKU = (
+    "is not a SKU the target knows; the order is sent by the first run after the product exists"
+)

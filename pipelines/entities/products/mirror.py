@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState
+from pipelines.entities.products.product_job import ProductsJob
 from pipelines.errors import GateFailed
-from pipelines.jobs.specs import JobConfig
 from pipelines.ledger.ownership import keys_synced_by_job
 from pipelines.load.api_reader import ApiReader
 from pipelines.load.batching import Pending
@@ -42,10 +42,10 @@ class Vanished:
     def __len__(self) -> int:
         return len(self.external_ids)
 
-    def exceeds_cap(self, job: JobConfig) -> bool:
+    def exceeds_cap(self, job: ProductsJob) -> bool:
         return len(self) > self.owned * job.max_deactivate_pct / 100
 
-    def check_cap(self, job: JobConfig, *, allow: bool) -> None:
+    def check_cap(self, job: ProductsJob, *, allow: bool) -> None:
         """Refuse (GateFailed, exit 4) a mass deactivation nobody asked for."""
         if allow or not self.exceeds_cap(job):
             return
@@ -66,7 +66,7 @@ class Deactivations:
 
 
 def find_vanished(
-    ledger: Ledger, job: JobConfig, *, target_id: str, feed_keys: np.ndarray, acked: AckedState
+    ledger: Ledger, job: ProductsJob, *, target_id: str, feed_keys: np.ndarray, acked: AckedState
 ) -> Vanished:
     """``feed_keys`` sorted and unique; ``acked`` the ledger's acknowledged state, which
     tells products already deactivated by an earlier run (they are neither live nor sent

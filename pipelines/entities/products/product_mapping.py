@@ -12,8 +12,9 @@ import pyarrow as pa
 
 from pipelines.contract import PRODUCT_FIELDS
 from pipelines.entities.products.price_list import PriceListIndex
+from pipelines.entities.products.product_job import ProductsJob, TierPrice
 from pipelines.extract.files import Chunk
-from pipelines.jobs.specs import ColumnMap, Constant, JobConfig, TierPrice
+from pipelines.jobs.specs import ColumnMap, Constant
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.convert import convert, normalize_text, value_map
 
@@ -29,7 +30,7 @@ PRICE_TYPE = pa.struct(
 
 
 def map_products(
-    chunk: Chunk, job: JobConfig, price_list: PriceListIndex | None = None
+    chunk: Chunk, job: ProductsJob, price_list: PriceListIndex | None = None
 ) -> tuple[pa.Table, list[Failure]]:
     source = _source(chunk, set(job.source_columns_used().values()))
     failures: list[Failure] = []
@@ -47,7 +48,7 @@ def map_products(
     return pa.table(columns), failures
 
 
-def map_identities(chunk: Chunk, job: JobConfig) -> pa.Table:
+def map_identities(chunk: Chunk, job: ProductsJob) -> pa.Table:
     """Only ``externalId`` and ``sku``, exactly as ``map_products`` gives them: what a run
     needs of rows known to be unchanged (to find repeated keys)."""
     spec = job.fields["sku"]

@@ -1,20 +1,14 @@
-"""The pure, per-chunk part of a run: map, check, hash and serialize one chunk.
+"""The pure, per-chunk part of a product run: map, check, hash and serialize one chunk.
 
 It needs no state from other chunks (only, read-only, what the target acknowledged and the
 memo of source rows behind it), so chunks are prepared on worker threads in parallel (Arrow
-and numpy release the GIL for most of it). Duplicate keys across the run are found on the
-workers too, one chunk at a time in source order; the main thread does the rest of the
-ordered part: change detection, batching, the ledger.
+and numpy release the GIL for most of it). Rows the memo recalls as unchanged are neither
+serialized nor, without an expectation suite, mapped beyond their keys.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -23,36 +17,19 @@ import pyarrow.compute as pc
 from pipelines.admit.acked_state import AckedState, Located
 from pipelines.admit.memo import RowFingerprints
 from pipelines.entities.products.price_list import PriceListIndex
+from pipelines.entities.products.product_checks import check_products
+from pipelines.entities.products.product_job import ProductsJob
 from pipelines.entities.products.product_mapping import map_identities, map_products
 from pipelines.extract.files import Chunk
-from pipelines.jobs.specs import JobConfig
-from pipelines.quality.row_checks import Failure, check_products
+from pipelines.quality.row_checks import Failure
+from pipelines.transform.prepared import Prepared, passed_rows
 from pipelines.transform.serialize import key_hashes, serialize
 
-__all__ = ["Prepared", "Recall", "prepare_in_parallel", "prepare_products"]
+__all__ = ["Recall", "RecallRate", "prepare_products"]
 
 # Changed rows of a coalesced chunk are mapped this many at a time (a 1 MB chunk of a typical
 # catalog export holds ~4,000 rows).
 SLICE_ROWS = 8192
-
-P = TypeVar("P")
-R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Prepared:
-    chunk: Chunk
-    # The mapped records, one per chunk row. When rows were recalled and mapping could be
-    # skipped: only externalId and sku, for every row (the records to send are in bodies).
-    table: pa.Table
-    failures: list[Failure]  # rows that broke a rule of their own
-    keys: np.ndarray  # externalId hashes, one per row
-    sku_keys: np.ndarray  # lower-cased SKU hashes (SKUs are unique case-insensitively)
-    passed: np.ndarray  # rows without failures: the ones with a content hash
-    bodies: list[bytes | None]  # canonical JSON of the passed rows; None: recalled unchanged
-    hashes: np.ndarray  # content hashes of the passed rows
-    located: Located | None = None  # where each row's key is in the acknowledged state
-    fingerprints: np.ndarray | None = None  # source-row fingerprints, one per row (memo.py)
 
 
 @dataclass(frozen=True)
@@ -87,7 +64,7 @@ class RecallRate:
 
 
 def prepare_products(
-    chunk: Chunk, job: JobConfig, price_list: PriceListIndex | None, recall: Recall | None = None
+    chunk: Chunk, job: ProductsJob, price_list: PriceListIndex | None, recall: Recall | None = None
 ) -> Prepared:
     """Map, check, hash and serialize a chunk; with ``recall``, rows known to be unchanged
     are not serialized, nor mapped beyond their keys when ``recall.skip_mapping``."""
@@ -125,23 +102,12 @@ def prepare_products(
     bodies: list[bytes | None] = [None] * int(passed.sum())
     for slot, body in zip(np.flatnonzero(~known[passed]).tolist(), fresh_bodies, strict=True):
         bodies[slot] = body
-    return Prepared(
-        chunk,
-        ids,
-        failures,
-        keys,
-        key_hashes(pc.utf8_lower(ids.column("sku").combine_chunks())),
-        passed,
-        bodies,
-        hashes[passed],
-        at,
-        prints,
-    )
+    return _prepared(chunk, ids, failures, keys, passed, bodies, hashes[passed], at, prints)
 
 
 def _prepare(
     chunk: Chunk,
-    job: JobConfig,
+    job: ProductsJob,
     price_list: PriceListIndex | None,
     serialize_rows: np.ndarray | None = None,
 ) -> Prepared:
@@ -150,17 +116,12 @@ def _prepare(
     was not serialized, ``bodies`` None."""
     table, failures = map_products(chunk, job, price_list)
     failures += check_products(table, job)
-    passed = (
-        ~np.logical_or.reduce([f.mask for f in failures])
-        if failures
-        else np.ones(len(table), dtype=bool)
-    )
+    passed = passed_rows(failures, len(table))
     keys = key_hashes(table.column("externalId").combine_chunks())
-    sku_keys = key_hashes(pc.utf8_lower(table.column("sku").combine_chunks()))
     chosen = passed if serialize_rows is None else passed & serialize_rows
     if chosen.all():
         bodies, hashes = serialize(table)
-        return Prepared(chunk, table, failures, keys, sku_keys, passed, bodies, hashes)
+        return _prepared(chunk, table, failures, keys, passed, bodies, hashes)
     all_bodies: list[bytes | None] = [None] * int(passed.sum())
     hashes = np.zeros(len(all_bodies), np.int64)
     if chosen.any():
@@ -169,79 +130,32 @@ def _prepare(
         hashes[slots] = new_hashes
         for slot, body in zip(slots.tolist(), bodies, strict=True):
             all_bodies[slot] = body
-    return Prepared(chunk, table, failures, keys, sku_keys, passed, all_bodies, hashes)
+    return _prepared(chunk, table, failures, keys, passed, all_bodies, hashes)
 
 
-def prepare_in_parallel(
-    chunks: Iterable[Chunk],
-    prepare: Callable[[Chunk], P],
-    *,
-    workers: int = 2,
-    in_order: Callable[[P], R] | None = None,
-) -> Iterator[R]:
-    """Prepared chunks in source order; besides the one the caller holds, at most ``workers``
-    are read ahead (bounded memory).
-
-    A reader thread pulls chunks from the source and hands them to the workers, so reading
-    goes on while the caller handles a prepared chunk; an error from the source is raised
-    here after the chunks read before it. ``in_order`` (a stateful step such as duplicate
-    detection) runs on the workers too, one chunk at a time in source order, so the
-    caller's thread is left with what must happen there.
-    """
-    slots = threading.Semaphore(workers)
-    ready: queue.Queue[Future | BaseException | None] = queue.Queue()
-    stop = threading.Event()
-
-    def task(chunk: Chunk, turn: threading.Event, next_turn: threading.Event):
-        try:
-            try:
-                prepared = None if stop.is_set() else prepare(chunk)
-            finally:
-                turn.wait()  # the chunk before has been through in_order
-            if in_order is None or prepared is None:
-                return prepared
-            return in_order(prepared)
-        finally:
-            next_turn.set()
-
-    def read(pool: ThreadPoolExecutor) -> None:
-        source = iter(chunks)
-        turn = threading.Event()
-        turn.set()
-        try:
-            try:
-                while True:
-                    slots.acquire()  # before reading: a chunk read is a chunk held
-                    if stop.is_set():
-                        return
-                    chunk = next(source, None)
-                    if chunk is None:
-                        break
-                    next_turn = threading.Event()
-                    ready.put(pool.submit(task, chunk, turn, next_turn))
-                    turn = next_turn
-            finally:
-                close = getattr(source, "close", None)
-                if close is not None:
-                    close()
-        except BaseException as exc:  # noqa: BLE001 - raised on the consuming thread, in order
-            ready.put(exc)
-        else:
-            ready.put(None)
-
-    # Tasks are never cancelled: each must pass its turn on, or the next would wait forever.
-    # After a stop they skip their work instead.
-    with ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
-        reader = threading.Thread(target=read, args=(pool,), name="read", daemon=True)
-        reader.start()
-        try:
-            while (item := ready.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                result = item.result()
-                slots.release()
-                yield result
-        finally:
-            stop.set()
-            slots.release()  # a reader waiting for a slot sees the stop
-            reader.join()
+def _prepared(
+    chunk: Chunk,
+    table: pa.Table,
+    failures: list[Failure],
+    keys: np.ndarray,
+    passed: np.ndarray,
+    bodies: list[bytes | None],
+    hashes: np.ndarray,
+    located: Located | None = None,
+    fingerprints: np.ndarray | None = None,
+) -> Prepared:
+    """A product chunk's records: SKUs are unique in a run, compared case-insensitively."""
+    skus = table.column("sku").combine_chunks()
+    return Prepared(
+        chunk,
+        table,
+        table.column("externalId").combine_chunks(),
+        failures,
+        keys,
+        passed,
+        bodies,
+        hashes,
+        unique={"sku": (skus, key_hashes(pc.utf8_lower(skus)))},
+        located=located,
+        fingerprints=fingerprints,
+    )

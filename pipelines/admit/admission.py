@@ -1,22 +1,26 @@
-"""Admission: the ordered, stateful part of reading a feed, shared by `run`, `plan` and
-`validate`. It rejects rows that repeat an earlier key, reports every reject, counts, and
-keeps the records whose content differs from what the target last acknowledged."""
+"""Admission: the ordered, stateful part of reading a feed, the same for every entity and for
+`run`, `plan` and `validate`.
+
+Per chunk, in source order: rows repeating a key (or another field unique in a run) of an
+earlier row are rejected naming it; records whose references the target does not know are
+rejected (orders: customers, SKUs); every reject is reported and every row counted; the
+records whose content differs from what the target last acknowledged are returned.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState, tags
-from pipelines.admit.memo import MemoFile
-from pipelines.entities.products.product_prepare import Prepared
-from pipelines.jobs.specs import JobConfig
 from pipelines.load.batching import Pending
 from pipelines.quality.row_checks import Failure, KeyTracker, split_rejects
 from pipelines.run.summary import RunSummary
+from pipelines.transform.prepared import Prepared
 from pipelines.transform.rejects import RejectsWriter
 
 __all__ = ["Admission", "Screened"]
@@ -31,20 +35,24 @@ class Screened:
 class Admission:
     def __init__(
         self,
-        job: JobConfig,
+        *,
+        key_column: str,
         state: AckedState,
         rejects: RejectsWriter,
         summary: RunSummary,
+        unique_columns: dict[str, str] | None = None,
+        references: Any = None,
         on_kept: Callable[[pa.Table, np.ndarray], None] | None = None,
-        memo: MemoFile | None = None,
+        memo: Any = None,
     ):
         self.state, self.rejects, self.summary = state, rejects, summary
+        self.references = references  # .failures(prepared, ok) → records waiting for one
         self.on_kept = on_kept  # sees the records that passed every check (quality suites)
         self.memo = memo  # learns which source row gave each kept record
-        self.ids = KeyTracker("externalId", job.key)  # also: every key this feed holds
+        self.ids = KeyTracker("externalId", key_column)  # also: every key this feed holds
+        self.unique = {f: KeyTracker(f, c) for f, c in (unique_columns or {}).items()}
         self._rejected_keys: list[np.ndarray] = []  # rows the feed holds but rejected
-        sku = job.fields.get("sku")
-        self.skus = KeyTracker("sku", sku if isinstance(sku, str) else "sku")
+        self.lines = self.line_rejects = 0
 
     def screen(self, p: Prepared) -> Screened:
         """Find the rows that repeat a key of an earlier row. Call it for every chunk in
@@ -54,14 +62,24 @@ class Admission:
     def admit(self, screened: Screened) -> Pending:
         p = screened.prepared
         chunk = p.chunk
+        line_rejects = getattr(chunk, "line_rejects", ())
         self.summary.rows_read += len(chunk.table) + len(chunk.rejects)
+        self.lines += p.lines
+        self.line_rejects += len(line_rejects)
         failures = p.failures + screened.duplicates
-        table, rows, rejects = split_rejects(p.table, chunk.rows, failures, source=chunk.source)
+        if self.references is not None and len(p.table):
+            waiting = self.references.failures(p, _ok(p.passed, failures))
+            self.summary.held += (
+                int(np.logical_or.reduce([f.mask for f in waiting]).sum()) if waiting else 0
+            )
+            failures += waiting
+        table, rows, rejects = split_rejects(
+            p.table, chunk.rows, failures, source=chunk.source, ids=p.ids
+        )
         self.summary.rejected += len(chunk.rejects) + len(chunk.table) - len(table)
-        self.rejects.write(sorted([*chunk.rejects, *rejects], key=lambda r: r.row or 0))
-        keep = np.ones(len(p.table), dtype=bool)
-        for failure in failures:
-            keep &= ~failure.mask
+        found = [*chunk.rejects, *line_rejects, *rejects]
+        self.rejects.write(sorted(found, key=lambda r: r.row or 0))
+        keep = _ok(np.ones(len(p.table), dtype=bool), failures)
         among_passed = keep[p.passed]  # bodies exist for passed rows only
         bodies = (
             p.bodies
@@ -78,26 +96,34 @@ class Admission:
         same = self.state.unchanged(at, hashes)
         self.summary.unchanged += int(same.sum())
         send = np.nonzero(~same)[0]
-        ids = table.column("externalId").combine_chunks().take(pa.array(send)).to_pylist()
+        kept_ids = p.ids if keep.all() else p.ids.filter(pa.array(keep))
+        ids = kept_ids.take(pa.array(send)).to_pylist()
         return Pending(ids, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
 
     def feed_keys(self) -> np.ndarray:
-        """Sorted key hashes of every row read with a key, rejected ones included: a product
+        """Sorted key hashes of every row read with a key, rejected ones included: a record
         whose row failed a check is still in the feed, so mirror mode must not deactivate it."""
         return np.union1d(
             self.ids.keys(), np.concatenate([np.empty(0, np.int64), *self._rejected_keys])
         )
 
     def _duplicates(self, p: Prepared) -> list[Failure]:
-        """One row per externalId and per SKU in a run (CONTRACT §6.8, §6.22: SKUs match
-        case-insensitively); a later row with either is rejected, naming the first."""
-        ok = p.passed.copy()
-        found = []
-        ids = p.table.column("externalId").combine_chunks()
-        skus = p.table.column("sku").combine_chunks()
-        for tracker, values, keys in ((self.ids, ids, p.keys), (self.skus, skus, p.sku_keys)):
+        """One row per externalId, and per other unique field, in a run (CONTRACT §6.8,
+        §6.22: SKUs and order numbers match case-insensitively, so their hashes are of
+        lower-cased values); a later row with one is rejected, naming the first."""
+        ok, found = p.passed.copy(), []
+        trackers = [(self.ids, p.ids, p.keys)]
+        trackers += [(self.unique[f], values, keys) for f, (values, keys) in p.unique.items()]
+        for tracker, values, keys in trackers:
             dup = tracker.check(values, keys, p.chunk.rows, ok)
             if dup is not None:
                 found.append(dup)
                 ok &= ~dup.mask
         return found
+
+
+def _ok(base: np.ndarray, failures: list[Failure]) -> np.ndarray:
+    ok = base.copy()
+    for failure in failures:
+        ok &= ~failure.mask
+    return ok

@@ -1,0 +1,1 @@
+"""Customers: one PUT each (no bulk route), addresses and contacts, customer attributes."""

@@ -1,0 +1,52 @@
+"""Customers as an entity of the one engine: one row per customer, keyed by its number, sent
+one ``PUT /api/customers`` each (CONTRACT §4.1, §6.20: no bulk route)."""
+
+from __future__ import annotations
+
+import orjson
+
+from pipelines.contract import API_PATHS, PUT_ENDPOINTS
+from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
+from pipelines.entities.customers.customer_checks import check_customers
+from pipelines.entities.customers.customer_job import CustomersJob, parse_customers_job
+from pipelines.entities.customers.customer_mapping import map_customers
+from pipelines.extract.feed import Feed
+from pipelines.extract.files import Chunk
+from pipelines.jobs.job_file import check_columns
+from pipelines.load.api_reader import ApiReader
+from pipelines.load.pacing import Pacer
+from pipelines.load.put_each import PutEach
+from pipelines.transform.prepared import Prepared, prepared
+from pipelines.transform.record_diff import changed_fields
+
+__all__ = ["PLUGIN", "CustomersRun"]
+
+
+class CustomersRun(EntityRun):
+    job: CustomersJob
+
+    def open_feed(self) -> Feed:
+        opener, job = self.ctx.opener, self.job
+        feed = opener.feed(job.source)
+        watermark = job.watermark.column if job.watermark else None
+        columns, feed.chunks = opener.open(job.source, feed, watermark=watermark)
+        check_columns(job, job.source_columns_used(), columns, source=feed.name)
+        return feed
+
+    def prepare(self, chunk: Chunk) -> Prepared:
+        table, failures = map_customers(chunk, self.job)
+        failures += check_customers(table, self.job)
+        return prepared(chunk, table, table.column("customerNumber").combine_chunks(), failures)
+
+    def sender(self, pacer: Pacer) -> PutEach:
+        policy = self.ctx.options.policy
+        return PutEach(self.ctx.client, PUT_ENDPOINTS["customers"], policy=policy, pacer=pacer)
+
+    def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
+        stored = ApiReader(reader.client, API_PATHS["customers"]).one(external_id)
+        if stored is None:
+            return SampleDiff(external_id, {}, found=False)
+        return SampleDiff(external_id, changed_fields(stored, orjson.loads(body)))
+
+
+PLUGIN = EntityPlugin("customers", parse_customers_job, CustomersRun)

@@ -1,0 +1,88 @@
+"""Orders as an entity of the one engine: headers and lines grouped into orders, order
+numbers unique in a run, customers and SKUs that must exist at the target, and an order the
+org holds compared line by line."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from pipelines.contract import API_PATHS
+from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
+from pipelines.entities.orders.order_feed import open_orders
+from pipelines.entities.orders.order_job import OrdersJob, parse_orders_job
+from pipelines.entities.orders.order_prepare import prepare_orders
+from pipelines.entities.orders.references import (
+    CustomerReader,
+    KnownValues,
+    References,
+    product_skus,
+    products_keyed_by_sku,
+)
+from pipelines.extract.feed import Feed
+from pipelines.extract.files import Chunk
+from pipelines.jobs.specs import spec_column
+from pipelines.load.api_reader import ApiReader
+from pipelines.transform.prepared import Prepared
+from pipelines.transform.record_diff import changed_fields
+
+__all__ = ["PLUGIN", "OrdersRun"]
+
+
+class OrdersRun(EntityRun):
+    job: OrdersJob
+
+    def __init__(self, job: OrdersJob, ctx):
+        super().__init__(job, ctx)
+        number = spec_column(job.fields.get("orderNumber"))
+        self.unique_columns = {"orderNumber": number} if number else {}
+        self.references = self._references() if job.references.check else None
+
+    def open_feed(self) -> Feed:
+        return open_orders(self.job, self.ctx.opener)
+
+    def prepare(self, chunk: Chunk) -> Prepared:
+        return prepare_orders(chunk, self.job)
+
+    def notes(self, admission) -> list[str]:
+        notes = [f"{admission.lines:,} order lines read"]
+        if admission.line_rejects:
+            notes.append(
+                f"{admission.line_rejects:,} line row(s) could not be read; their orders were "
+                "rejected (see the rejects file)"
+            )
+        return notes
+
+    def hold_back(self):
+        """The lowest watermark of an order waiting for a reference (None: none waits)."""
+        return self.references.hold_back if self.references is not None else None
+
+    def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
+        """The header fields and lines that differ from the order the org holds."""
+        new = orjson.loads(body)
+        orders = ApiReader(reader.client, API_PATHS["orders"])
+        stored = next(
+            (o for page in orders.listing(("ExternalId", "equals", external_id)) for o in page),
+            None,
+        )
+        if stored is None:
+            return SampleDiff(external_id, {}, found=False)
+        return SampleDiff(external_id, changed_fields(stored, new))
+
+    def _references(self) -> References:
+        ctx, job = self.ctx, self.job
+        ledger, target, client = ctx.ledger, ctx.target, ctx.client
+        customer_keys, _ = ledger.acked_state(target_id=target.id, entity="customers")
+        product_keys = np.empty(0, np.int64)
+        if products_keyed_by_sku(job.references.products_job):
+            product_keys, _ = ledger.acked_state(target_id=target.id, entity="products")
+        customers = KnownValues(customer_keys, CustomerReader(client).numbers)
+        skus = KnownValues(product_keys, lambda: product_skus(ApiReader(client)))
+        column = spec_column(job.fields.get("customer.customerNumber"))
+        watermark = job.watermark.column if job.watermark else None
+        return References(
+            customers, skus, column or "customer.customerNumber", job.items.sku, watermark
+        )
+
+
+PLUGIN = EntityPlugin("orders", parse_orders_job, OrdersRun)

@@ -1,0 +1,150 @@
+"""Products as an entity of the one engine: a feed (with its price list), the per-chunk
+preparation with the source-row memo, SKUs unique in a run, mirror mode, and what the org
+holds seen as the job would send it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import orjson
+
+from pipelines.admit.acked_state import AckedState
+from pipelines.admit.memo import MemoFile, RowFingerprints, code_digest, file_digest
+from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
+from pipelines.entities.products.mirror import Deactivations, Vanished, deactivations, find_vanished
+from pipelines.entities.products.price_list import PriceListIndex
+from pipelines.entities.products.product_job import ProductsJob, parse_products_job
+from pipelines.entities.products.product_prepare import Recall, prepare_products
+from pipelines.entities.products.projection import Projection, read_state
+from pipelines.errors import JobFileError, Problem
+from pipelines.extract.feed import Feed, SourceOpener
+from pipelines.extract.files import Chunk, coalesce
+from pipelines.jobs.job_file import check_columns
+from pipelines.jobs.specs import spec_column
+from pipelines.load.api_reader import ApiReader
+from pipelines.transform.prepared import Prepared
+from pipelines.transform.rejects import Reject
+
+__all__ = ["PLUGIN", "ProductsRun", "load_price_list"]
+
+
+class ProductsRun(EntityRun):
+    job: ProductsJob
+
+    def __init__(self, job: ProductsJob, ctx):
+        super().__init__(job, ctx)
+        self.unique_columns = {"sku": spec_column(job.fields.get("sku")) or "sku"}
+        self.index: PriceListIndex | None = None
+        self._list_rejects: list[Reject] = []
+        self._recall: Recall | None = None
+
+    def open_feed(self) -> Feed:
+        opener, job = self.ctx.opener, self.job
+        feed = opener.feed(job.source)
+        watermark = job.watermark.column if job.watermark else None
+        columns, feed.chunks = opener.open(job.source, feed, watermark=watermark)
+        check_columns(job, job.source_columns_used(), columns, source=feed.name)
+        self._load_price_list()
+        return feed
+
+    def chunked(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        """While nearly every row is recalled, small chunks are joined (see ``Recall``)."""
+        if self._recall is None:
+            return iter(chunks)
+        return coalesce(chunks, self._recall.chunk_rows)
+
+    def prepare(self, chunk: Chunk) -> Prepared:
+        return prepare_products(chunk, self.job, self.index, self._recall)
+
+    def side_rejects(self) -> list[Reject]:
+        return self._list_rejects
+
+    def recall(self, state: AckedState) -> MemoFile | None:
+        """The source-row memo of this job at this target, loaded into ``state``."""
+        log = self.ctx.options.log
+        if self.index is not None and self.index.digest is None:
+            log(
+                "the price list's bytes are not known (read by SQL, or changed while read): "
+                "every row is mapped"
+            )
+            return None
+        if code_digest() is None:
+            log("nymble-sync's sources are not readable: every row is mapped")
+            return None
+        memo = MemoFile.for_scope(
+            self.ctx.options.state_dir,
+            job=self.job.job,
+            entity=self.job.entity,
+            target_id=self.ctx.target.id,
+            log=log,
+        )
+        memo.load_into(state)
+        digest = self.index.digest if self.index is not None else None
+        fingerprints = RowFingerprints(self.job, price_list_digest=digest)
+        self._recall = Recall(fingerprints, state, skip_mapping=not self.job.expectations)
+        return memo
+
+    def api_state(self, reader: ApiReader) -> AckedState:
+        return read_state(reader, Projection(self.job, self.index))
+
+    def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
+        """The fields whose canonical values differ between the org's product and ``body``.
+
+        One GET by SKU; only if the SKU changed (or is not held), a lookup by externalId.
+        """
+        new = orjson.loads(body)
+        sku = new.get("sku")
+        stored = reader.product(sku) if sku else None
+        if stored is None or stored.get("externalId") != external_id:
+            stored = reader.by_external_id(external_id)
+        if stored is None:
+            return SampleDiff(external_id, {k: [None, v] for k, v in new.items()}, found=False)
+        old = Projection(self.job, self.index).canonical(stored)
+        changes = {k: [old.get(k), new[k]] for k in sorted(new) if old.get(k) != new[k]}
+        return SampleDiff(external_id, changes)
+
+    def feed_keys_needed(self) -> bool:
+        return self.job.missing == "deactivate"
+
+    def vanished(self, keys) -> Vanished:
+        """Products this job synced that the feed (``keys``, sorted) no longer holds."""
+        ctx = self.ctx
+        acked = AckedState(*ctx.ledger.acked_state(target_id=ctx.target.id, entity="products"))
+        return find_vanished(
+            ctx.ledger, self.job, target_id=ctx.target.id, feed_keys=keys, acked=acked
+        )
+
+    def deactivations(self, vanished: Vanished) -> Deactivations:
+        return deactivations(ApiReader(self.ctx.client), vanished)
+
+    def _load_price_list(self) -> None:
+        if self.job.price_list is not None and self.index is None:  # the feed may open twice
+            self.index, self._list_rejects = load_price_list(self.job, self.ctx.opener)
+
+
+def load_price_list(
+    job: ProductsJob, opener: SourceOpener
+) -> tuple[PriceListIndex | None, list[Reject]]:
+    """The job's long price list, indexed by key, and its rejected rows. The index carries
+    the file's digest when the bytes were the same before and after reading (the memo's
+    seed); a price list read through SQL has none, so the memo is off for it."""
+    cfg = job.price_list
+    if cfg is None:
+        return None, []
+    file = getattr(cfg.source, "path", None)
+    before = file_digest(file) if file is not None else None
+    columns, chunks = opener.open(cfg.source, main=False)
+    missing = [c for c in (cfg.key, cfg.tier, cfg.quantity, cfg.price) if c not in columns]
+    if missing:
+        where = opener.name(cfg.source, main=False)
+        raise JobFileError(
+            str(job.path),
+            [Problem("price_list", f"column {c!r} is not in {where}") for c in missing],
+        )
+    index, rejects = PriceListIndex.load(cfg, chunks)
+    if file is not None and file_digest(file) == before:  # else the bytes read are unknown
+        index.digest = before
+    return index, rejects
+
+
+PLUGIN = EntityPlugin("products", parse_products_job, ProductsRun)

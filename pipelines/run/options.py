@@ -1,0 +1,39 @@
+"""The options of one run, as the CLI or a library caller sets them, for every entity."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.load.pacing import Pacer
+from pipelines.load.sender import RetryPolicy
+
+__all__ = ["PARTIAL_FEED_NOTE", "RunOptions", "partial_feed"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    source: Path | None = None  # replaces the job's source path for this run
+    full: bool = False  # send everything, even what the target already has
+    rejects_path: Path | None = None
+    state_dir: Path = Path(".nymble-sync")
+    concurrency: int | None = None
+    batch_items: int | None = None
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    pacer: Pacer | None = None  # share one between runs of the same process to share a budget
+    allow_mass_deactivate: bool = False  # mirror mode may exceed max_deactivate_pct
+    override_gates: frozenset[str] = frozenset()  # quality gates ignored for this run, by name
+    log: Callable[[str], None] = print
+    progress: Callable[[Any], None] | None = None  # called with the summary after each chunk
+
+
+def partial_feed(options: RunOptions) -> bool:
+    """Whether this run reads less than the whole feed, so absence proves nothing."""
+    return options.source is not None
+
+
+PARTIAL_FEED_NOTE = (
+    "mirror mode skipped: --source reads a subset of the feed, so nothing was deactivated"
+)

@@ -1,0 +1,145 @@
+"""`run`: one sync of one job, top to bottom, for every entity: read and admit (the engine),
+gates, send what changed with bounded concurrency, record every batch and outcome in the
+ledger, deactivate what a complete feed lost (mirror mode), store the watermark.
+
+A rerun after a crash needs nothing special: what the target acknowledged is in the ledger,
+and everything else is sent again, idempotently by externalId.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from pipelines.entities import EntityRun
+from pipelines.errors import GateFailed, NymbleSyncError
+from pipelines.extract.feed import Feed
+from pipelines.load.pacing import Pacer
+from pipelines.ops.memory import return_freed_memory
+from pipelines.run.delivery import Delivery, RunScope, open_run
+from pipelines.run.engine import (
+    admission_for,
+    admitted,
+    feed_keys,
+    gatekeeper_for,
+    judge_size,
+)
+from pipelines.run.options import PARTIAL_FEED_NOTE, partial_feed
+from pipelines.run.summary import RunSummary
+from pipelines.run.watermarks import store_watermark
+
+if TYPE_CHECKING:
+    from pipelines.entities import RunContext
+
+__all__ = ["run_job"]
+
+
+def run_job(er: EntityRun, ctx: RunContext, start: str | None = None) -> RunSummary:
+    """Run ``er``'s job against the context's target; ``start`` is the watermark the feed
+    was opened from (None: a full read). The summary says what happened to every row."""
+    job = ctx.job
+    summary = RunSummary(job=job.job, entity=job.entity, target=ctx.target.label)
+    mirror = _mirror(er, ctx, summary)
+    feed = er.open_feed()
+    if start is not None:
+        summary.notes.append(f"incremental read from {start}")
+    with feed:
+        run = _Run(er, ctx, summary, feed)
+        run.execute(mirror)
+    summary.notes.extend(er.notes(run.admission))
+    store_watermark(job, ctx.ledger, ctx.target.id, feed, summary, er.hold_back())
+    return summary
+
+
+def _mirror(er: EntityRun, ctx: RunContext, summary: RunSummary):
+    """Mirror mode's deactivations, decided before anything is sent: the cap must hold
+    first. Two passes, since a scan of the key column costs less than spilling every pending
+    body to disk."""
+    if not er.feed_keys_needed():
+        return None
+    if partial_feed(ctx.options):
+        summary.notes.append(PARTIAL_FEED_NOTE)
+        return None
+    with er.open_feed() as feed:
+        keys = feed_keys(ctx.job.key, feed)
+    vanished = er.vanished(keys)
+    vanished.check_cap(ctx.job, allow=ctx.options.allow_mass_deactivate)
+    return er.deactivations(vanished)
+
+
+class _Run:
+    """The stages of one run, called in order by ``execute``. The send half (batches,
+    concurrency, ledger outcomes) is the shared ``Delivery``."""
+
+    def __init__(self, er: EntityRun, ctx: RunContext, summary: RunSummary, feed: Feed):
+        self.er, self.ctx, self.summary, self.feed = er, ctx, summary, feed
+        o = ctx.options
+        self.sender = er.sender(o.pacer or Pacer(o.concurrency or ctx.job.batch.concurrency))
+        self.admission = None
+
+    def execute(self, mirror) -> None:
+        ctx, o = self.ctx, self.ctx.options
+        self.scope = open_run(ctx.ledger, ctx.target, self.summary, self.feed.name, o)
+        self.scope.rejects.write(self.er.side_rejects())
+        self.delivery = Delivery(
+            self.scope,
+            self.sender,
+            max_items=o.batch_items or ctx.job.batch.max_items,
+            max_bytes=ctx.job.batch.max_bytes,
+        )
+        try:
+            self._stream(self.scope)
+            if mirror is not None:
+                self._deactivate(mirror)
+            self.summary.status = self._outcome()
+        except NymbleSyncError as exc:
+            self.summary.status = "gated" if isinstance(exc, GateFailed) else "failed"
+            self.summary.notes.append(str(exc))
+            self.delivery.stop()
+            raise
+        finally:
+            self.delivery.close()
+            self.scope.finish()
+
+    def _stream(self, scope: RunScope) -> None:
+        gate = gatekeeper_for(self.ctx, self.summary, scope.rejects, self.feed)
+        judge_size(self.ctx, gate, self.feed)
+        state = scope.acked_state(self.ctx.options.full)
+        memo = self.er.recall(state)
+        self.admission = admission_for(
+            self.er, state, scope.rejects, self.summary, on_kept=gate.kept, memo=memo
+        )
+        trimmed_at = 0  # rows read when freed memory was last given back
+        progress = self.ctx.options.progress
+        for pending in admitted(self.er, self.feed, self.admission):
+            released = gate.add(pending)
+            self.delivery.send(released)
+            if released and self.summary.rows_read - trimmed_at >= gate.window_rows:
+                return_freed_memory()  # a window's bodies went out: garbage now
+                trimmed_at = self.summary.rows_read
+            scope.beat()
+            if progress is not None:
+                self.summary.elapsed_s = time.perf_counter() - scope.started
+                progress(self.summary)
+        self.delivery.send(gate.finish())
+        self.delivery.finish()
+        if memo is not None:
+            memo.save(state)
+
+    def _deactivate(self, mirror) -> None:
+        """After every feed record is settled: send the deactivations, recorded alike."""
+        if mirror.gone:
+            self.summary.notes.append(
+                f"{len(mirror.gone):,} vanished record(s) are no longer at the target at all "
+                f"(e.g. {mirror.gone[0]!r}): nothing to deactivate"
+            )
+        self.delivery.deactivating = True
+        self.delivery.send([mirror.records])
+        self.delivery.finish()
+
+    def _outcome(self) -> str:
+        failed = self.delivery.deactivate_failed
+        if failed:
+            self.summary.notes.append(f"{failed:,} deactivation(s) failed; see the rejects file")
+        troubled = self.summary.rejected or self.summary.failed or failed
+        return "partial" if troubled else "succeeded"
