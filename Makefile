@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job on the embedded default (the in-process emulator, a SQLite ledger, no
-# credentials): the sample catalog, then customers and orders from the sample ERP database,
-# then the catalog again, which sends nothing because nothing changed.
+# credentials): the sample catalog, then customers, a plan of the orders from the sample ERP
+# database and their import, then the catalog again, which sends nothing because nothing changed.
 # Exit code 1 means "finished, some rows rejected": the samples have bad rows on purpose.
 demo: $(STAMP)
 	rm -rf $(DEMO_HOME)
@@ -24,10 +24,13 @@ demo: $(STAMP)
 	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) run mappings/products.yml; test $$? -le 1
 	@echo "== 2. customers, before the orders that reference them"
 	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) run mappings/customers.yml; test $$? -le 1
-	@echo "== 3. orders with their lines from the ERP database (sample_data/erp.sqlite)"
+	@echo "== 3. plan the order import: what a run would create, reject and why; sends nothing"
+	ERP_DATABASE_URL=sqlite:///sample_data/erp.sqlite NYMBLE_SYNC_HOME=$(DEMO_HOME) \
+		$(SYNC) plan mappings/orders_sql.yml --sample 0
+	@echo "== 4. orders with their lines from the ERP database (sample_data/erp.sqlite)"
 	ERP_DATABASE_URL=sqlite:///sample_data/erp.sqlite NYMBLE_SYNC_HOME=$(DEMO_HOME) \
 		$(SYNC) run mappings/orders_sql.yml; test $$? -le 1
-	@echo "== 4. products again: nothing changed, so nothing is sent"
+	@echo "== 5. products again: nothing changed, so nothing is sent"
 	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) run mappings/products.yml; test $$? -le 1
 	@echo "== history of these runs"
 	NYMBLE_SYNC_HOME=$(DEMO_HOME) $(SYNC) runs

@@ -360,11 +360,23 @@ def _print_validation(report) -> None:
         ("to send", s.skipped),
     ]:
         click.echo(f"  {label:<11} {value:>10,}")
+        if label == "rejected":
+            _print_held(s)
     for gate in report.gates:
         mark = "✓" if gate.passed else ("~" if gate.overridden else "✗")
         click.echo(f"  {mark} {gate.name}: {gate.message}")
     if s.rejects_path:
         click.echo(f"  rejects: {s.rejects_path}")
+    for note in s.notes:
+        click.echo(f"  note: {note}")
+
+
+def _print_held(s: RunSummary) -> None:
+    if s.held:
+        click.echo(
+            f"    {s.held:,} of them wait for a customer or SKU the target lacks; "
+            "the first run after it exists sends them"
+        )
 
 
 def _print_summary(summary: RunSummary, as_json: bool) -> None:
@@ -383,6 +395,8 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
         ("skipped", s.skipped),
     ]:
         click.echo(f"  {label:<11} {value:>10,}")
+        if label == "rejected":
+            _print_held(s)
     check = "balanced" if s.balanced else "NOT BALANCED: please report this as a bug"
     click.echo(f"  ({check}: read = rejected + unchanged + created + updated + failed + skipped)")
     click.echo(

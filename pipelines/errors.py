@@ -109,6 +109,10 @@ class LedgerError(NymbleSyncError):
 class AuthError(NymbleSyncError):
     exit_code = EXIT_AUTH
 
+    def __init__(self, message: str, *, status: int | None = None):
+        self.status = status  # 401 or 403
+        super().__init__(message)
+
 
 class GateFailed(NymbleSyncError):
     exit_code = EXIT_GATE

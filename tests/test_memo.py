@@ -290,3 +290,17 @@ def test_a_memo_keeps_tags_of_keys_a_run_did_not_read(tmp_path):
     last = AckedState(np.array([1, 2, 3, 9], np.int64), np.array([10, 20, 30, 90], np.int64))
     MemoFile(tmp_path / "memo.bin").load_into(last)
     assert last.tags.tolist() == [111, 22, 0, 99]
+
+
+def test_a_change_in_any_module_at_any_depth_voids_the_code_digest(tmp_path):
+    """The digest reads the package recursively: a mapping module moved into a subfolder
+    still voids every memo tag when its code changes."""
+    package = tmp_path / "pipelines"
+    shutil.copytree(memo.PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = memo.digest_code(package)
+    assert before == memo.digest_code(package)  # repeatable
+    deep = package / "entities" / "orders" / "order_mapping.py"
+    deep.write_text(deep.read_text() + "\n# a change\n")
+    assert memo.digest_code(package) != before
+    deep.rename(package / "entities" / "orders" / "order_mapping2.py")  # a rename counts too
+    assert memo.digest_code(package) not in (before, None)

@@ -12,7 +12,8 @@ import httpx
 import orjson
 
 from pipelines.contract import API_PATHS
-from pipelines.errors import AuthError, TransportError
+from pipelines.errors import RetryableResponse, TransportError
+from pipelines.load.http import request
 
 __all__ = ["PAGE_SIZE", "ApiReader", "field_of"]
 
@@ -86,17 +87,12 @@ class ApiReader:
         return body if isinstance(body, dict) else {}
 
     def get(self, path: str, params: dict | None = None) -> httpx.Response | None:
-        """One GET with the API's errors translated; None for 404."""
+        """One GET, its failures translated by ``load.http``; None for 404."""
         self.requests += 1
         try:
-            response = self.client.get(path, params=params)
-        except httpx.HTTPError as exc:
-            raise TransportError(f"reading {path} failed: {type(exc).__name__}: {exc}") from exc
-        if response.status_code in (401, 403):
-            raise AuthError(
-                f"the API refused the key reading {path} (HTTP {response.status_code}): check "
-                "NYMBLE_API_KEY or --api-key-file"
-            )
+            response = request(self.client, "GET", path, params=params)
+        except RetryableResponse as exc:
+            raise TransportError(f"reading {path} failed: {exc}") from exc
         if response.status_code == 404:
             return None
         if not response.is_success:

@@ -2,8 +2,8 @@
 
 ``PutEach`` offers the ``send(bodies) -> BatchResult`` of :class:`pipelines.load.Sender`, so
 the Dispatcher runs several batches of customers in flight under the shared Pacer, and sends
-every body through that Sender's retry policy and its one place of httpx error translation:
-the Sender is handed a view of the client whose ``post`` is a ``PUT``.
+every body through that Sender's retry policy and its one place of httpx error translation,
+as a ``PUT``.
 """
 
 from __future__ import annotations
@@ -17,20 +17,10 @@ from pipelines.load.sender import BatchResult, ItemOutcome, RetryPolicy, Sender,
 __all__ = ["PutEach"]
 
 
-class _PutClient:
-    """The client as the Sender sees it: its one write call is an upsert by PUT."""
-
-    def __init__(self, client: httpx.Client):
-        self._client = client
-
-    def post(self, url: str, **kwargs) -> httpx.Response:
-        return self._client.put(url, **kwargs)
-
-
 class PutEach:
     def __init__(self, client: httpx.Client, endpoint: str, *, policy: RetryPolicy, pacer: Pacer):
         self.pacer = pacer
-        self._sender = Sender(_PutClient(client), endpoint, policy=policy, pacer=pacer)
+        self._sender = Sender(client, endpoint, method="PUT", policy=policy, pacer=pacer)
 
     def send(self, bodies: list[bytes]) -> BatchResult:
         """One request per body, in order; 201 is created, another 2xx updated, a refusal

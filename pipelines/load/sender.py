@@ -1,8 +1,9 @@
 """Sending batches to a bulk endpoint: one POST, the retry policy around it, and the
 splitting of a refused batch until every good record lands.
 
-Layers, innermost first: ``_post`` (the only code that touches the network, and the one
-place httpx errors are translated), ``_post_with_retries`` (CONTRACT §5.3), ``send``
+Layers, innermost first: ``_post_once`` (the only code that touches the network, through
+``load.http.request``, where httpx errors are translated), ``_post`` (pacing),
+``post_with_retries`` (CONTRACT §5.3), ``send``
 (whole-batch 400 and 413 handling, CONTRACT §6.1). Per-item results follow §2.8.
 """
 
@@ -13,14 +14,14 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Literal
 
 import httpx
 import orjson
 
-from pipelines.contract import RETRY_STATUSES, RetryDefaults
-from pipelines.errors import AuthError, RetryableResponse, TransportError
+from pipelines.contract import RetryDefaults
+from pipelines.errors import RetryableResponse, TransportError
+from pipelines.load.http import request
 from pipelines.load.pacing import Pacer
 
 __all__ = ["BatchResult", "ItemOutcome", "RetryPolicy", "Sender", "describe_refusal"]
@@ -67,12 +68,13 @@ class Sender:
         client: httpx.Client,
         endpoint: str,
         *,
+        method: str = "POST",  # customers: PUT, one record a request (§4.1)
         policy: RetryPolicy | None = None,
         pacer: Pacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
     ):
-        self.client, self.endpoint = client, endpoint
+        self.client, self.endpoint, self.method = client, endpoint, method
         self.policy = policy or RetryPolicy()
         self.pacer = pacer
         self._sleep, self._rng = sleep, random.Random(seed)
@@ -150,23 +152,8 @@ class Sender:
             self.pacer.release(throttled=throttled, latency_s=time.monotonic() - started)
 
     def _post_once(self, body: bytes) -> httpx.Response:
-        try:
-            response = self.client.post(
-                self.endpoint, content=body, headers={"content-type": "application/json"}
-            )
-        except httpx.TimeoutException as exc:
-            raise RetryableResponse(f"timed out ({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise RetryableResponse(f"network error ({type(exc).__name__}: {exc})") from exc
-        if response.status_code in (401, 403):
-            raise AuthError(_auth_message(response))
-        if response.status_code in RETRY_STATUSES:
-            raise RetryableResponse(
-                f"HTTP {response.status_code}",
-                status=response.status_code,
-                retry_after=_retry_after(response),
-            )
-        return response
+        headers = {"content-type": "application/json"}
+        return request(self.client, self.method, self.endpoint, content=body, headers=headers)
 
 
 def _item_outcomes(response: httpx.Response, count: int) -> list[ItemOutcome]:
@@ -244,26 +231,3 @@ def _summary(problem: dict, *, strip_index: bool = False) -> str:
     detail = _errors_text(errors)
     title = _get(problem, "title") or "request refused"
     return f"{title}: {detail}" if detail else str(title)
-
-
-def _auth_message(response: httpx.Response) -> str:
-    what = "refused the API key" if response.status_code == 401 else "denied this key the right"
-    return (
-        f"{response.request.url.host} {what} (HTTP {response.status_code}). Check that "
-        "NYMBLE_API_KEY or --api-key-file holds a key of this target's organization "
-        "with the Admin role; nothing more was sent."
-    )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None

@@ -20,8 +20,18 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pipelines.errors import EXIT_AUTH, EXIT_CONFIG, EXIT_OK, EXIT_TRANSPORT, NymbleSyncError
+from pipelines.contract import API_PATHS
+from pipelines.errors import (
+    EXIT_AUTH,
+    EXIT_CONFIG,
+    EXIT_OK,
+    EXIT_TRANSPORT,
+    AuthError,
+    NymbleSyncError,
+    RetryableResponse,
+)
 from pipelines.ledger import Ledger, lock_holder
+from pipelines.load.http import request
 from pipelines.run.resources import client_for, default_ledger_url, open_target
 from pipelines.targets import Target, default_state_dir
 
@@ -130,25 +140,27 @@ def _check_connect(base_url: str) -> Check:
 
 def _check_key(target: Target) -> tuple[Check, httpx.Response | None]:
     started = time.perf_counter()
+    path = API_PATHS["products"]
     try:
         with client_for(target, TIMEOUT_S, 1) as client:
-            response = client.get("/api/products", params={"pageSize": 1})
-    except httpx.HTTPError as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        return Check("key", False, f"GET /api/products failed: {reason}", "transport"), None
-    took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
-    if response.status_code in (401, 403):
+            response = request(client, "GET", path, params={"pageSize": 1})
+    except AuthError as exc:
         return Check(
             "key",
             False,
-            f"the API refused this key ({response.status_code}): check NYMBLE_API_KEY / "
-            "--api-key-file and that it belongs to this environment",
+            f"the API refused this key ({exc.status}): check NYMBLE_API_KEY / --api-key-file "
+            "and that it belongs to this environment",
             "auth",
         ), None
-    if response.is_error:
-        detail = f"GET /api/products answered {response.status_code}: the API is not healthy"
+    except RetryableResponse as exc:
+        unhealthy = f"GET {path} answered {exc.status}: the API is not healthy"
+        detail = unhealthy if exc.status else f"GET {path} failed: {exc}"
         return Check("key", False, detail, "transport"), None
-    detail = f"the API accepted the key (GET /api/products: {response.status_code}, {took})"
+    took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
+    if response.is_error:
+        detail = f"GET {path} answered {response.status_code}: the API is not healthy"
+        return Check("key", False, detail, "transport"), None
+    detail = f"the API accepted the key (GET {path}: {response.status_code}, {took})"
     return Check("key", True, detail), response
 
 

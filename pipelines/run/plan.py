@@ -48,6 +48,7 @@ class Plan:
     update: int = 0  # acknowledged, content differs
     unchanged: int = 0
     reject: int = 0  # see the rejects file
+    held: int = 0  # of the rejected: waiting for a reference the target lacks (orders)
     deactivate: int = 0  # mirror mode: records this job synced, gone from the feed
     failed_gate: str | None = None  # a run would stop at this quality gate
     rejects_path: str | None = None
@@ -62,6 +63,8 @@ class Plan:
         lines = [f"plan of {self.job} ({self.entity}) → {self.target} (against the {self.basis})"]
         for label in ("rows_read", "create", "update", "unchanged", "reject", "deactivate"):
             lines.append(f"  {label.replace('_', ' '):<11} {getattr(self, label):>10,}")
+            if label == "reject" and self.held:
+                lines.append(f"    {self.held:,} of them wait for a customer or SKU the target lacks")
         if self.failed_gate:
             lines.append(f"  ✗ a run would stop: quality gate {self.failed_gate} fails")
         for diff in self.samples:
@@ -107,7 +110,7 @@ def plan_job(
             result.failed_gate = next((g.name for g in results if g.blocks), "row_count")
             result.notes.append(f"a run would stop here, sending nothing: {exc}")
     result.rows_read, result.unchanged = summary.rows_read, summary.unchanged
-    result.reject = summary.rejected
+    result.reject, result.held = summary.rejected, summary.held
     result.rejects_path = str(path) if rejects.count else None
     result.notes += summary.notes
     if admission is not None:
