@@ -64,7 +64,8 @@ class Plan:
         for label in ("rows_read", "create", "update", "unchanged", "reject", "deactivate"):
             lines.append(f"  {label.replace('_', ' '):<11} {getattr(self, label):>10,}")
             if label == "reject" and self.held:
-                lines.append(f"    {self.held:,} of them wait for a customer or SKU the target lacks")
+                waiting = f"{self.held:,} of them wait for a customer or SKU the target lacks"
+                lines.append(f"    {waiting}")
         if self.failed_gate:
             lines.append(f"  ✗ a run would stop: quality gate {self.failed_gate} fails")
         for diff in self.samples:
