@@ -7,3 +7,50 @@ The data path, one stage package each: ``extract`` (CSV, Parquet, SQL in chunks)
 one engine behind ``run``, ``plan`` and ``validate``) → ``ledger``. ``jobs`` parses job files,
 ``ops`` serves operators (doctor, progress, run reports), ``emulator`` is the local API.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.errors import NymbleSyncError
+    from pipelines.jobs.job_file import load_job
+    from pipelines.run.commands import PlanSettings, SyncSettings, plan, sync, validate
+    from pipelines.run.plan import Plan
+    from pipelines.run.summary import RunSummary
+    from pipelines.run.validation import ValidationReport
+
+__all__ = [
+    "NymbleSyncError",
+    "Plan",
+    "PlanSettings",
+    "RunSummary",
+    "SyncSettings",
+    "ValidationReport",
+    "load_job",
+    "plan",
+    "sync",
+    "validate",
+]
+
+# The public API, imported on first use: `import pipelines` (and the emulator, which lives
+# in it) must not pay for SQLAlchemy, pyarrow and httpx before they are needed.
+_HOMES = {
+    "NymbleSyncError": "pipelines.errors",
+    "Plan": "pipelines.run.plan",
+    "PlanSettings": "pipelines.run.commands",
+    "RunSummary": "pipelines.run.summary",
+    "SyncSettings": "pipelines.run.commands",
+    "ValidationReport": "pipelines.run.validation",
+    "load_job": "pipelines.jobs.job_file",
+    "plan": "pipelines.run.commands",
+    "sync": "pipelines.run.commands",
+    "validate": "pipelines.run.commands",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

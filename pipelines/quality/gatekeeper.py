@@ -12,7 +12,6 @@ without a suite holds only its first window, then releases each chunk once the g
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -24,24 +23,9 @@ from pipelines.quality.gates import GateResult, GateSettings, evaluate_gates
 from pipelines.run.summary import RunSummary
 from pipelines.transform.rejects import Reject, RejectsWriter
 
-__all__ = ["Gatekeeper", "source_size"]
+__all__ = ["WINDOW_ROWS", "Gatekeeper"]
 
 WINDOW_ROWS = 50_000
-
-
-def source_size(path: Path, kind: str) -> int:
-    """A cheap, repeatable measure of a feed's size, compared run to run by the row-count gate:
-    line breaks for CSV (~0.1 s per 250 MB; quoted newlines count too, alike each run),
-    the row count in the footer for Parquet."""
-    if kind == "parquet":
-        import pyarrow.parquet as pq  # only Parquet runs pay for loading it
-
-        return pq.ParquetFile(path).metadata.num_rows
-    lines = 0
-    with path.open("rb") as f:
-        while block := f.read(1 << 22):
-            lines += block.count(b"\n")
-    return lines
 
 
 class Gatekeeper:

@@ -119,20 +119,6 @@ OrderFieldSpec = Annotated[
 ]
 
 
-OrderFieldSpec = Annotated[
-    Annotated[str, Tag("spec:column")]
-    | Annotated[Constant, Tag("spec:value")]
-    | Annotated[ColumnMap, Tag("spec:map")]
-    | Annotated[DateColumn, Tag("spec:date")],
-    Discriminator(
-        _order_spec_kind,
-        custom_error_type="field_spec",
-        custom_error_message="must be a column name, {value: ...}, {column: ..., map: {...}} "
-        "or {column: ..., format: ..., timezone: ...}",
-    ),
-]
-
-
 class ItemsSpec(SpecModel):
     """Where order lines come from and which columns make an item (§3.3)."""
 
