@@ -12,8 +12,8 @@ import pytest
 
 from pipelines.errors import SourceError
 from pipelines.extract import files as extract
+from pipelines.extract.chunks import Chunk
 from pipelines.extract.files import (
-    Chunk,
     EncodingChoice,
     csv_columns,
     detect_encoding,

@@ -22,8 +22,9 @@ from pipelines.entities.products.price_list import PriceListIndex
 from pipelines.entities.products.product_entity import load_price_list
 from pipelines.entities.products.product_prepare import Recall, prepare_products
 from pipelines.extract import feed as pipeline
+from pipelines.extract.chunks import Chunk
 from pipelines.extract.feed import SourceOpener
-from pipelines.extract.files import Chunk, read_csv
+from pipelines.extract.files import read_csv
 from pipelines.jobs.job_file import load_job
 from pipelines.transform.serialize import serialize
 

@@ -28,7 +28,7 @@ from orders_helpers import (
 
 from pipelines.entities.orders.grouping import ITEMS, group_sorted, merge_sorted, spill_grouped
 from pipelines.errors import JobFileError, SourceError
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.jobs.job_file import load_job as load_entity_job
 from pipelines.ledger import Ledger
 

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     import numpy as np
 
     from pipelines.admit.acked_state import AckedState
+    from pipelines.extract.chunks import Chunk
     from pipelines.extract.feed import Feed, SourceOpener
-    from pipelines.extract.files import Chunk
     from pipelines.jobs.specs import JobBase
     from pipelines.load.api_reader import ApiReader
     from pipelines.load.pacing import Pacer

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from pipelines.errors import ConfigError
 from pipelines.extract import files
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.extract.sql import SqlRead, SqlSourceConfig, read_sql, sql_columns
 from pipelines.jobs.specs import CsvSource, ParquetSource, SqlSource
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +23,11 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipelines.errors import SourceError
+from pipelines.extract.chunks import Chunk, join
 from pipelines.transform.rejects import Reject
 
 __all__ = [
-    "Chunk",
     "EncodingChoice",
-    "coalesce",
     "csv_columns",
     "detect_encoding",
     "parquet_columns",
@@ -50,21 +49,6 @@ _BOMS = [  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
     (codecs.BOM_UTF16_LE, "utf-16", "UTF-16 little-endian byte order mark"),
     (codecs.BOM_UTF16_BE, "utf-16", "UTF-16 big-endian byte order mark"),
 ]
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One bounded slice of a source.
-
-    ``rows`` holds, per table row, the row number a spreadsheet user sees: for CSV the header is
-    row 1 and the first data row is 2; Parquet has no header, so its first row is 1.
-    ``rejects`` are rows of this stretch of the file that could not be parsed; they count as read.
-    """
-
-    table: pa.Table
-    rows: np.ndarray
-    source: str
-    rejects: tuple[Reject, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -335,33 +319,7 @@ def _regroup(chunks: Iterator[Chunk], size: int) -> Iterator[Chunk]:
     """Consecutive chunks joined ``size`` at a time: Arrow reads small blocks (its read-ahead
     holds ~36 of them), the pipeline works on big ones (fewer calls per row)."""
     while group := list(islice(chunks, size)):
-        yield _join(group)
-
-
-def coalesce(chunks: Iterable[Chunk], rows: Callable[[], int]) -> Iterator[Chunk]:
-    """Consecutive chunks joined until they hold at least ``rows()`` rows (asked after each
-    chunk; a chunk already that big passes alone)."""
-    group: list[Chunk] = []
-    held = 0
-    for chunk in chunks:
-        group.append(chunk)
-        held += len(chunk.table)
-        if held >= rows():
-            yield _join(group)
-            group, held = [], 0
-    if group:
-        yield _join(group)
-
-
-def _join(group: list[Chunk]) -> Chunk:
-    if len(group) == 1:
-        return group[0]
-    return Chunk(
-        pa.concat_tables([c.table for c in group]),
-        np.concatenate([c.rows for c in group]),
-        group[0].source,
-        tuple(chain.from_iterable(c.rejects for c in group)),
-    )
+        yield join(group)
 
 
 def _row_numbers(first: int, count: int, skipped: list[int]) -> np.ndarray:

@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from pipelines.errors import ConfigError, SourceError
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 
 __all__ = ["SqlRead", "SqlSourceConfig", "make_engine", "read_sql", "resolve_url", "sql_columns"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.serialize import key_hashes, serialize
 

@@ -10,8 +10,8 @@ from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
 from pipelines.entities.customers.customer_checks import check_customers
 from pipelines.entities.customers.customer_job import CustomersJob, parse_customers_job
 from pipelines.entities.customers.customer_mapping import map_customers
+from pipelines.extract.chunks import Chunk
 from pipelines.extract.feed import Feed
-from pipelines.extract.files import Chunk
 from pipelines.jobs.job_file import check_columns
 from pipelines.load.api_reader import ApiReader
 from pipelines.load.pacing import Pacer

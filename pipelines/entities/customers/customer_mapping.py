@@ -11,7 +11,7 @@ from pipelines.entities.customers.customer_job import (
     CUSTOMER_FIELDS,
     CustomersJob,
 )
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.field_values import FieldValues, entries_column, text_column
 

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
 from pipelines.errors import SourceError
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.transform.convert import normalize_text
 from pipelines.transform.rejects import Reject
 from pipelines.transform.serialize import key_hashes

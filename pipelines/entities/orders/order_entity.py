@@ -19,8 +19,8 @@ from pipelines.entities.orders.references import (
     product_skus,
     products_keyed_by_sku,
 )
+from pipelines.extract.chunks import Chunk
 from pipelines.extract.feed import Feed
-from pipelines.extract.files import Chunk
 from pipelines.jobs.specs import spec_column
 from pipelines.load.api_reader import ApiReader
 from pipelines.transform.prepared import Prepared

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from pipelines.entities.orders.grouping import ITEMS
 from pipelines.entities.orders.order_job import ITEM_FIELDS, ORDER_FIELDS, ORDER_STATUSES, OrdersJob
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.field_values import FieldValues, struct_column, text_column
 

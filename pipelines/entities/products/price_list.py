@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipelines.entities.products.product_job import PriceList
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.convert import convert, normalize_text, present
 from pipelines.transform.rejects import Reject

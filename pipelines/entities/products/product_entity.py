@@ -17,8 +17,8 @@ from pipelines.entities.products.product_job import ProductsJob, parse_products_
 from pipelines.entities.products.product_prepare import Recall, prepare_products
 from pipelines.entities.products.projection import Projection, read_state
 from pipelines.errors import JobFileError, Problem
+from pipelines.extract.chunks import Chunk, coalesce
 from pipelines.extract.feed import Feed, SourceOpener
-from pipelines.extract.files import Chunk, coalesce
 from pipelines.jobs.job_file import check_columns
 from pipelines.jobs.specs import spec_column
 from pipelines.load.api_reader import ApiReader

@@ -13,7 +13,7 @@ import pyarrow as pa
 from pipelines.contract import PRODUCT_FIELDS
 from pipelines.entities.products.price_list import PriceListIndex
 from pipelines.entities.products.product_job import ProductsJob, TierPrice
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.jobs.specs import ColumnMap, Constant
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.convert import convert, normalize_text, value_map

@@ -20,7 +20,7 @@ from pipelines.entities.products.price_list import PriceListIndex
 from pipelines.entities.products.product_checks import check_products
 from pipelines.entities.products.product_job import ProductsJob
 from pipelines.entities.products.product_mapping import map_identities, map_products
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.prepared import Prepared, passed_rows
 from pipelines.transform.serialize import key_hashes, serialize

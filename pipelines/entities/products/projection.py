@@ -12,7 +12,7 @@ from pipelines.admit.acked_state import AckedState
 from pipelines.entities.products.price_list import PriceListIndex
 from pipelines.entities.products.product_job import ProductsJob
 from pipelines.entities.products.product_mapping import map_products
-from pipelines.extract.files import Chunk
+from pipelines.extract.chunks import Chunk
 from pipelines.load.api_reader import ApiReader, field_of
 from pipelines.transform.serialize import key_hashes, serialize
 
