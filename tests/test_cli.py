@@ -124,3 +124,15 @@ def test_plain_log_lines_are_timestamped_for_cron(tmp_path, emulator):
     )
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines and all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ", line) for line in lines)
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "validate"])
+def test_source_cannot_replace_a_sql_source(command, tmp_path):
+    """`--source` names a file; a job reading SQL would silently ignore it (and a run would
+    still skip mirror mode): refused with exit 2 before anything is read."""
+    env = {"NYMBLE_SYNC_HOME": str(tmp_path), "ERP_DATABASE_URL": "sqlite:///nowhere.sqlite"}
+    args = [command, "mappings/orders_sql.yml", "--source", "sample_data/orders.csv"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert "replaces a file source, but mappings/orders_sql.yml reads SQL" in result.output
+    assert not (tmp_path / "ledger.sqlite").exists()

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,15 @@ def test_not_yaml_is_a_clear_error(tmp_path):
 def test_a_missing_job_file_is_a_clear_error(tmp_path):
     with pytest.raises(JobFileError, match="cannot read"):
         load_job(tmp_path / "nope.yml")
+
+
+def test_a_partial_batch_keeps_the_entity_defaults(tmp_path):
+    """Orders go 50 a call unless the job says otherwise, even when `batch:` names only
+    its concurrency."""
+    spec = Path("mappings/orders_csv.yml").read_text()
+    path = tmp_path / "orders.yml"
+    path.write_text(re.sub(r"(?m)^batch:.*$", "batch: {concurrency: 8}", spec))
+    job = load_job(path)
+    assert (job.batch.max_items, job.batch.concurrency) == (50, 8)
+    path.write_text(re.sub(r"(?m)^batch:.*$", "batch: {max_items: 10}", spec))
+    assert load_job(path).batch.max_items == 10

@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import httpx
     import numpy as np
 
     from pipelines.admit.acked_state import AckedState
     from pipelines.extract.chunks import Chunk
     from pipelines.extract.feed import Feed, SourceOpener
     from pipelines.jobs.specs import JobBase
+    from pipelines.ledger import Ledger
     from pipelines.load.api_reader import ApiReader
     from pipelines.load.pacing import Pacer
+    from pipelines.run.options import RunOptions
+    from pipelines.targets import Target
     from pipelines.transform.prepared import Prepared
     from pipelines.transform.rejects import Reject
 
@@ -54,11 +58,11 @@ def entity_plugin(name: str) -> EntityPlugin:
 class RunContext:
     """What a run, plan or validation talks to, built by the engine and handed to the entity."""
 
-    job: Any
-    target: Any  # pipelines.targets.Target
-    ledger: Any  # pipelines.ledger.Ledger
-    client: Any  # httpx.Client
-    options: Any  # pipelines.run.options.RunOptions
+    job: JobBase
+    target: Target
+    ledger: Ledger
+    client: httpx.Client
+    options: RunOptions
     opener: SourceOpener
 
 
@@ -105,8 +109,9 @@ class EntityRun:
         """What the summary should say besides the counts."""
         return []
 
-    def recall(self, state: AckedState) -> tuple[Any, Any] | None:
-        """The source-row memo and how workers recall unchanged rows, if the entity has one."""
+    def recall(self, state: AckedState) -> Any:
+        """The source-row memo of this job, loaded into ``state`` so that workers can recall
+        unchanged rows without mapping them; None when the entity keeps none."""
         return None
 
     def api_state(self, reader: ApiReader) -> AckedState:

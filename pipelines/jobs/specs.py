@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
@@ -150,6 +150,14 @@ class JobBase(SpecModel):
     batch: BatchSettings = BatchSettings()
     gates: GateSettings = GateSettings()
     expectations: tuple[ExpectationSpec, ...] = ()
+    # The entity's own batch defaults (orders: 50 a call), kept when a job file's ``batch:``
+    # names only some keys.
+    BATCH_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @field_validator("batch", mode="before")
+    @classmethod
+    def _entity_batch_defaults(cls, value: Any) -> Any:
+        return {**cls.BATCH_DEFAULTS, **value} if isinstance(value, dict) else value
 
     def source_columns_used(self) -> dict[str, str]:
         used = {"key": self.key}

@@ -12,6 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pipelines.entities import EntityRun, RunContext, entity_plugin
+from pipelines.errors import ConfigError
 from pipelines.extract.feed import SourceOpener
 from pipelines.extract.sql import SqlSourceConfig, make_engine, resolve_url
 from pipelines.jobs.job_file import load_job
@@ -93,6 +94,11 @@ def _context(
 ) -> Iterator[tuple[EntityRun, RunContext, str | None]]:
     """The job's entity half bound to what it talks to: ledger, target, HTTP client and one
     database engine per ``url_env`` of its SQL sources; all closed on the way out."""
+    if settings.source is not None and isinstance(job.source, SqlSource):
+        raise ConfigError(
+            f"--source {settings.source} replaces a file source, but {job.path} reads SQL "
+            f"({job.source.query}); change the query or its params instead"
+        )
     with ExitStack() as stack:
         ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
         stack.callback(ledger.close)

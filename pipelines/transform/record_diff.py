@@ -24,6 +24,8 @@ def changed_fields(stored: dict, new: dict) -> dict[str, list]:
     changes = {}
     for path, value in new_flat.items():
         old = lowered.get(path.lower(), _ABSENT)
+        if old is _ABSENT and value is None:
+            continue  # the API leaves out what is empty: nothing differs
         if old is _ABSENT or not _same(old, value):
             changes[path] = [None if old is _ABSENT else old, value]
     for path, old in old_flat.items():  # lines the new record no longer has

@@ -3,8 +3,11 @@ one ``PUT /api/customers`` each (CONTRACT §4.1, §6.20: no bulk route)."""
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
+from pipelines.admit.acked_state import AckedState
 from pipelines.contract import API_PATHS, PUT_ENDPOINTS
 from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
 from pipelines.entities.customers.customer_checks import check_customers
@@ -17,6 +20,7 @@ from pipelines.load.api_reader import ApiReader
 from pipelines.load.pacing import Pacer
 from pipelines.load.put_each import PutEach
 from pipelines.transform.prepared import Prepared, prepared
+from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.record_diff import changed_fields
 
 __all__ = ["PLUGIN", "CustomersRun"]
@@ -42,11 +46,23 @@ class CustomersRun(EntityRun):
         policy = self.ctx.options.policy
         return PutEach(self.ctx.client, PUT_ENDPOINTS["customers"], policy=policy, pacer=pacer)
 
+    def api_state(self, reader: ApiReader) -> AckedState:
+        customers = ApiReader(reader.client, API_PATHS["customers"])
+        return read_state(customers.listing(), self._projection())
+
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
         stored = ApiReader(reader.client, API_PATHS["customers"]).one(external_id)
         if stored is None:
             return SampleDiff(external_id, {}, found=False)
-        return SampleDiff(external_id, changed_fields(stored, orjson.loads(body)))
+        old = self._projection().canonical(stored)
+        return SampleDiff(external_id, changed_fields(old, orjson.loads(body)))
+
+    def _projection(self) -> Projection:
+        """Customers as this job maps them: the schema of an empty chunk, mapped."""
+        used = set(self.job.source_columns_used().values())
+        empty = pa.table({name: pa.array([], pa.string()) for name in used})
+        mapped, _ = map_customers(Chunk(empty, np.empty(0, np.int64), ""), self.job)
+        return Projection(mapped.schema, key="customerNumber")
 
 
 PLUGIN = EntityPlugin("customers", parse_customers_job, CustomersRun)

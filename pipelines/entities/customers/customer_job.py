@@ -56,7 +56,8 @@ class CustomersJob(JobBase):
     addresses: tuple[dict[str, FieldSpec], ...] = ()
     contacts: tuple[dict[str, FieldSpec], ...] = ()
     attributes: dict[str, str] = {}  # → customerAttributes
-    batch: BatchSettings = BatchSettings(max_items=20)  # customers per unit of work, one PUT each
+    BATCH_DEFAULTS = {"max_items": 20}  # customers per unit of work, one PUT each
+    batch: BatchSettings = BatchSettings(**BATCH_DEFAULTS)
 
     def source_columns_used(self) -> dict[str, str]:
         used = {"key": self.key}

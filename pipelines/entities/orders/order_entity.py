@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
+from pipelines.admit.acked_state import AckedState
 from pipelines.contract import API_PATHS
 from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
+from pipelines.entities.orders.grouping import ITEMS, OrderChunk
 from pipelines.entities.orders.order_feed import open_orders
 from pipelines.entities.orders.order_job import OrdersJob, parse_orders_job
+from pipelines.entities.orders.order_mapping import map_orders
 from pipelines.entities.orders.order_prepare import prepare_orders
 from pipelines.entities.orders.references import (
     CustomerReader,
@@ -24,6 +28,7 @@ from pipelines.extract.feed import Feed
 from pipelines.jobs.specs import spec_column
 from pipelines.load.api_reader import ApiReader
 from pipelines.transform.prepared import Prepared
+from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.record_diff import changed_fields
 
 __all__ = ["PLUGIN", "OrdersRun"]
@@ -57,9 +62,12 @@ class OrdersRun(EntityRun):
         """The lowest watermark of an order waiting for a reference (None: none waits)."""
         return self.references.hold_back if self.references is not None else None
 
+    def api_state(self, reader: ApiReader) -> AckedState:
+        orders = ApiReader(reader.client, API_PATHS["orders"])
+        return read_state(orders.listing(), self._projection())
+
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
         """The header fields and lines that differ from the order the org holds."""
-        new = orjson.loads(body)
         orders = ApiReader(reader.client, API_PATHS["orders"])
         stored = next(
             (o for page in orders.listing(("ExternalId", "equals", external_id)) for o in page),
@@ -67,7 +75,18 @@ class OrdersRun(EntityRun):
         )
         if stored is None:
             return SampleDiff(external_id, {}, found=False)
-        return SampleDiff(external_id, changed_fields(stored, new))
+        old = self._projection().canonical(stored)
+        return SampleDiff(external_id, changed_fields(old, orjson.loads(body)))
+
+    def _projection(self) -> Projection:
+        """Orders as this job maps them: the schema of an empty chunk of orders, mapped."""
+        job = self.job
+        used = set(job.source_columns_used().values())
+        line = pa.struct([pa.field(c, pa.string()) for c in job.items.columns().values()])
+        columns = {name: pa.array([], pa.string()) for name in used}
+        empty = pa.table({**columns, ITEMS: pa.array([], pa.list_(line))})
+        mapped, _ = map_orders(OrderChunk(empty, np.empty(0, np.int64), ""), job)
+        return Projection(mapped.schema)
 
     def _references(self) -> References:
         ctx, job = self.ctx, self.job

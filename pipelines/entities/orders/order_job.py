@@ -154,7 +154,8 @@ class OrdersJob(JobBase):
     money_scale: int = Field(4, ge=0, le=18)  # decimals carried; more is rejected, never rounded
     references: ReferenceSettings = ReferenceSettings()
     spill_partition_bytes: int = Field(32 << 20, ge=1 << 16)  # unsorted files: per temp part
-    batch: BatchSettings = BatchSettings(max_items=50)  # §3.5 [A]: 50 orders per call
+    BATCH_DEFAULTS = {"max_items": 50}  # §3.5 [A]: 50 orders per call
+    batch: BatchSettings = BatchSettings(**BATCH_DEFAULTS)
 
     @field_validator("timezone")
     @classmethod

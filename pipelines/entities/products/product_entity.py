@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState
 from pipelines.admit.memo import MemoFile, RowFingerprints, code_digest, file_digest
@@ -14,8 +16,8 @@ from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
 from pipelines.entities.products.mirror import Deactivations, Vanished, deactivations, find_vanished
 from pipelines.entities.products.price_list import PriceListIndex
 from pipelines.entities.products.product_job import ProductsJob, parse_products_job
+from pipelines.entities.products.product_mapping import map_products
 from pipelines.entities.products.product_prepare import Recall, prepare_products
-from pipelines.entities.products.projection import Projection, read_state
 from pipelines.errors import JobFileError, Problem
 from pipelines.extract.chunks import Chunk, coalesce
 from pipelines.extract.feed import Feed, SourceOpener
@@ -23,6 +25,7 @@ from pipelines.jobs.job_file import check_columns
 from pipelines.jobs.specs import spec_column
 from pipelines.load.api_reader import ApiReader
 from pipelines.transform.prepared import Prepared
+from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.rejects import Reject
 
 __all__ = ["PLUGIN", "ProductsRun", "load_price_list"]
@@ -85,7 +88,7 @@ class ProductsRun(EntityRun):
         return memo
 
     def api_state(self, reader: ApiReader) -> AckedState:
-        return read_state(reader, Projection(self.job, self.index))
+        return read_state(reader.pages(), self._projection())
 
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
         """The fields whose canonical values differ between the org's product and ``body``.
@@ -99,9 +102,16 @@ class ProductsRun(EntityRun):
             stored = reader.by_external_id(external_id)
         if stored is None:
             return SampleDiff(external_id, {k: [None, v] for k, v in new.items()}, found=False)
-        old = Projection(self.job, self.index).canonical(stored)
+        old = self._projection().canonical(stored)
         changes = {k: [old.get(k), new[k]] for k in sorted(new) if old.get(k) != new[k]}
         return SampleDiff(external_id, changes)
+
+    def _projection(self) -> Projection:
+        """Products as this job maps them: the schema of an empty chunk, mapped."""
+        used = set(self.job.source_columns_used().values())
+        empty = pa.table({name: pa.array([], pa.string()) for name in used})
+        mapped, _ = map_products(Chunk(empty, np.empty(0, np.int64), ""), self.job, self.index)
+        return Projection(mapped.schema)
 
     def feed_keys_needed(self) -> bool:
         return self.job.missing == "deactivate"
