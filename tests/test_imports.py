@@ -155,3 +155,16 @@ def test_no_private_names_imported_across_modules():
         if private and importer != source and _inside(source, "pipelines"):
             offences.append(f"{importer}:{node.lineno}: from {source} import {name}")
     assert not offences, "private names imported across modules:\n" + "\n".join(offences)
+
+
+def test_no_module_name_is_used_twice():
+    """A module's name says what it holds wherever it is imported from: no two modules of the
+    package share one (``__init__`` and ``__main__`` aside)."""
+    seen: dict[str, list[str]] = {}
+    for name in module_files(PACKAGE_DIR, "pipelines"):
+        leaf = name.rpartition(".")[2]
+        if (PACKAGE_DIR / Path(*name.split(".")[1:])).is_dir() or leaf == "__main__":
+            continue  # a package's __init__
+        seen.setdefault(leaf, []).append(name)
+    twice = {leaf: names for leaf, names in seen.items() if len(names) > 1}
+    assert not twice, f"module names used twice: {twice}"

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from pipelines.errors import LedgerError, LockHeld
 from pipelines.ledger import SCHEMA_VERSION, Ledger
-from pipelines.ledger.engine import display_url
+from pipelines.ledger.database import display_url
 from pipelines.transform.serialize import key_hashes
 
 INT64_MIN = int(np.iinfo(np.int64).min)  # -2**63

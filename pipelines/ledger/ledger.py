@@ -17,7 +17,12 @@ import sqlalchemy as sa
 from pipelines.errors import LedgerError
 from pipelines.ledger.bulk import DriverStatements
 from pipelines.ledger.compaction import compact_scope
-from pipelines.ledger.engine import SUPPORTED_DIALECTS, build_engine, display_url, translate_errors
+from pipelines.ledger.database import (
+    SUPPORTED_DIALECTS,
+    build_engine,
+    display_url,
+    translate_errors,
+)
 from pipelines.ledger.history import find_events, latest_states
 from pipelines.ledger.locks import Lock, acquire
 from pipelines.ledger.models import (
