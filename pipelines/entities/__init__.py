@@ -86,7 +86,9 @@ class EntityRun:
         self.job, self.ctx = job, ctx
 
     def open_feed(self) -> Feed:
-        raise NotImplementedError
+        """The job's feed, its columns checked (by default: the job's own source)."""
+        feed, _columns = self.ctx.opener.open_main(self.job)
+        return feed
 
     def prepare(self, chunk: Chunk) -> Prepared:
         """Map, check, hash and serialize one chunk (pure: runs on worker threads)."""

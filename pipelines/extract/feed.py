@@ -18,6 +18,7 @@ from pipelines.errors import ConfigError
 from pipelines.extract import files
 from pipelines.extract.chunks import Chunk
 from pipelines.extract.sql import SqlRead, SqlSourceConfig, read_sql, sql_columns
+from pipelines.jobs.job_file import check_columns
 from pipelines.jobs.specs import CsvSource, ParquetSource, SqlSource
 
 __all__ = ["CSV_BLOCK_BYTES", "Feed", "SourceOpener", "source_size"]
@@ -74,6 +75,15 @@ class SourceOpener:
     ):
         self.engines = engines or {}
         self.override, self.watermark_from, self.log = override, watermark_from, log
+
+    def open_main(self, job: Any) -> tuple[Feed, list[str]]:
+        """The job's own source as a feed whose chunks are its rows, once its columns are
+        known to hold what the job reads; and those columns."""
+        feed = self.feed(job.source)
+        watermark = job.watermark.column if job.watermark else None
+        columns, feed.chunks = self.open(job.source, feed, watermark=watermark)
+        check_columns(job, job.source_columns_used(), columns, source=feed.name)
+        return feed, columns
 
     def feed(self, source: Any, *, main: bool = True) -> Feed:
         """An empty feed named after ``source``, its size measured (files only)."""

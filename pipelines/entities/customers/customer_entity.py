@@ -14,8 +14,6 @@ from pipelines.entities.customers.customer_checks import check_customers
 from pipelines.entities.customers.customer_job import CustomersJob, parse_customers_job
 from pipelines.entities.customers.customer_mapping import map_customers
 from pipelines.extract.chunks import Chunk
-from pipelines.extract.feed import Feed
-from pipelines.jobs.job_file import check_columns
 from pipelines.load.api_reader import ApiReader
 from pipelines.load.pacing import Pacer
 from pipelines.load.put_each import PutEach
@@ -28,14 +26,6 @@ __all__ = ["PLUGIN", "CustomersRun"]
 
 class CustomersRun(EntityRun):
     job: CustomersJob
-
-    def open_feed(self) -> Feed:
-        opener, job = self.ctx.opener, self.job
-        feed = opener.feed(job.source)
-        watermark = job.watermark.column if job.watermark else None
-        columns, feed.chunks = opener.open(job.source, feed, watermark=watermark)
-        check_columns(job, job.source_columns_used(), columns, source=feed.name)
-        return feed
 
     def prepare(self, chunk: Chunk) -> Prepared:
         table, failures = map_customers(chunk, self.job)

@@ -19,10 +19,8 @@ __all__ = ["open_orders"]
 
 
 def open_orders(job: OrdersJob, opener: SourceOpener) -> Feed:
-    feed = opener.feed(job.source)
-    watermark = job.watermark.column if job.watermark else None
-    columns, headers = opener.open(job.source, feed, watermark=watermark)
-    check_columns(job, job.source_columns_used(), columns, source=feed.name)
+    feed, columns = opener.open_main(job)
+    headers = feed.chunks
     items = list(job.items.columns().values())
     lines_source = job.items.source
     if lines_source is None:  # one row per line in the job's own source

@@ -21,7 +21,6 @@ from pipelines.entities.products.product_prepare import Recall, prepare_products
 from pipelines.errors import JobFileError, Problem
 from pipelines.extract.chunks import Chunk, coalesce
 from pipelines.extract.feed import Feed, SourceOpener
-from pipelines.jobs.job_file import check_columns
 from pipelines.jobs.specs import spec_column
 from pipelines.load.api_reader import ApiReader
 from pipelines.transform.prepared import Prepared
@@ -42,11 +41,7 @@ class ProductsRun(EntityRun):
         self._recall: Recall | None = None
 
     def open_feed(self) -> Feed:
-        opener, job = self.ctx.opener, self.job
-        feed = opener.feed(job.source)
-        watermark = job.watermark.column if job.watermark else None
-        columns, feed.chunks = opener.open(job.source, feed, watermark=watermark)
-        check_columns(job, job.source_columns_used(), columns, source=feed.name)
+        feed, _columns = self.ctx.opener.open_main(self.job)
         self._load_price_list()
         return feed
 
