@@ -71,6 +71,11 @@ _target_option = click.option(
 _source_option = click.option(
     "--source", type=click.Path(path_type=Path), help="Read this file instead of the job's source."
 )
+_partial_option = click.option(
+    "--partial",
+    is_flag=True,
+    help="The source is a subset of the feed on purpose: skip the row-count gate and mirror mode.",
+)
 _key_file_option = click.option(
     "--api-key-file",
     type=click.Path(path_type=Path),
@@ -95,6 +100,7 @@ def main() -> None:
 @click.option(
     "--source", type=click.Path(path_type=Path), help="Read this file instead of the job's source."
 )
+@_partial_option
 @click.option("--full", is_flag=True, help="Send every record, even those the target already has.")
 @_ledger_option
 @click.option(
@@ -153,6 +159,7 @@ def run(job_file: Path, as_json: bool, log_format: str, **options) -> None:
 @click.argument("job_file", type=click.Path(path_type=Path))
 @_target_option
 @_source_option
+@_partial_option
 @_ledger_option
 @_key_file_option
 @click.option(
@@ -184,6 +191,7 @@ def plan(job_file: Path, as_json: bool, **options) -> None:
 @click.argument("job_file", type=click.Path(path_type=Path))
 @_target_option
 @_source_option
+@_partial_option
 @_ledger_option
 @_key_file_option
 @click.option(

@@ -97,17 +97,17 @@ def test_mass_deactivation_is_refused_before_anything_is_sent(emulator, api, tmp
     assert all(held[sku]["active"] is False for sku in gone)
 
 
-def test_a_subset_given_with_source_never_deactivates(emulator, api, tmp_path):
+def test_a_subset_run_with_partial_never_deactivates(emulator, api, tmp_path):
     source, job = mirror_job(tmp_path)
     run_sync(job, emulator, tmp_path)
     subset = tmp_path / "subset.csv"
     drop_rows(subset, lambda i: i < 50)
     requests = bulk_requests(emulator)
-    summary = run_sync(job, emulator, tmp_path, source=subset)
+    summary = run_sync(job, emulator, tmp_path, source=subset, partial=True)
     assert (summary.deactivated, summary.unchanged) == (0, 50)
     assert any("mirror mode skipped" in note for note in summary.notes)
     assert bulk_requests(emulator) == requests
-    assert plan_for(job, emulator, tmp_path, source=subset).deactivate == 0
+    assert plan_for(job, emulator, tmp_path, source=subset, partial=True).deactivate == 0
 
 
 def test_keep_is_the_default_and_leaves_vanished_products_alone(emulator, api, tmp_path):

@@ -36,6 +36,7 @@ class SyncSettings:
     job_path: Path
     target: str = "local"
     source: Path | None = None
+    partial: bool = False  # the source is a subset on purpose: no row-count gate, no mirror
     full: bool = False
     ledger_url: str | None = None
     rejects_path: Path | None = None
@@ -137,6 +138,7 @@ def run_options(settings: SyncSettings) -> RunOptions:
     """The run's options, as every entity's runner takes them."""
     return RunOptions(
         source=settings.source,
+        partial=settings.partial,
         full=settings.full,
         rejects_path=settings.rejects_path,
         state_dir=settings.state_dir,

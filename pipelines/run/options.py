@@ -16,6 +16,7 @@ __all__ = ["PARTIAL_FEED_NOTE", "RunOptions", "partial_feed"]
 @dataclass(frozen=True)
 class RunOptions:
     source: Path | None = None  # replaces the job's source path for this run
+    partial: bool = False  # reads a subset on purpose: no row-count gate, no mirror mode
     full: bool = False  # send everything, even what the target already has
     rejects_path: Path | None = None
     state_dir: Path = Path(".nymble-sync")
@@ -30,10 +31,13 @@ class RunOptions:
 
 
 def partial_feed(options: RunOptions) -> bool:
-    """Whether this run reads less than the whole feed, so absence proves nothing."""
-    return options.source is not None
+    """Whether this run reads less than the whole feed on purpose (``--partial``), so its
+    size proves nothing and absence proves nothing. A replaced source (``--source``, a dated
+    export) is a whole feed: every guard applies to it."""
+    return options.partial
 
 
 PARTIAL_FEED_NOTE = (
-    "mirror mode skipped: --source reads a subset of the feed, so nothing was deactivated"
+    "mirror mode skipped: --partial says this run reads a subset of the feed, so nothing was "
+    "deactivated"
 )
