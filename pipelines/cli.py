@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from pipelines.errors import EXIT_GATE, EXIT_OK, EXIT_RECORDS, NymbleSyncError
+from pipelines.errors import (
+    EXIT_GATE,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    EXIT_RECORDS,
+    EXIT_SIGINT,
+    NymbleSyncError,
+)
 from pipelines.run.summary import RunSummary
 
 if TYPE_CHECKING:
@@ -21,8 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
-EXIT_INTERNAL = 70
-
 
 def _log(message: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -30,7 +35,8 @@ def _log(message: str) -> None:
 
 
 def _handle_errors(command: Callable) -> Callable:
-    """Turn the project's errors into a one-paragraph message and their exit code."""
+    """Turn the project's errors into a one-paragraph message and their exit code; anything
+    else is a bug: one line, a crash report, exit 70 (never 1, which schedulers call success)."""
 
     @wraps(command)
     def wrapper(*args, **kwargs):
@@ -41,9 +47,24 @@ def _handle_errors(command: Callable) -> Callable:
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: run the same command again to finish the work", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_SIGINT)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            _crashed(exc)
 
     return wrapper
+
+
+def _crashed(exc: Exception) -> None:
+    import os
+
+    from pipelines.run.outcome import scrub, write_crash_report
+    from pipelines.targets import default_state_dir
+
+    command = "nymble-sync " + " ".join(sys.argv[1:])
+    path = write_crash_report(exc, default_state_dir(), command, os.environ)
+    message = scrub(f"{type(exc).__name__}: {exc}", os.environ)
+    click.echo(f"internal error ({message}); please report it with {path}", err=True)
+    sys.exit(EXIT_INTERNAL)
 
 
 _ledger_option = click.option(
@@ -134,25 +155,84 @@ def main() -> None:
     show_default=True,
     help="Progress and events on stderr: auto = bars on a terminal, timestamped lines otherwise.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option(
+    "--notify",
+    "notify_urls",
+    multiple=True,
+    envvar="NYMBLE_NOTIFY_URL",
+    metavar="URL",
+    help="POST a short JSON alert here when the run ends other than succeeded (repeatable; "
+    "Slack-compatible; env NYMBLE_NOTIFY_URL).",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path),
+    help="Write the run's metrics here in Prometheus' textfile format (for node_exporter).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as one JSON object, on every exit."
+)
 @_handle_errors
-def run(job_file: Path, as_json: bool, log_format: str, **options) -> None:
+def run(job_file: Path, as_json: bool, log_format: str, notify_urls, metrics_file, **options):
     """Sync one job: extract, map, check, send what changed, record it in the ledger."""
     from pipelines.ops.memory import defer_pandas, use_returning_allocator
     from pipelines.ops.progress import Reporter
-    from pipelines.run.commands import SyncSettings, sync  # keeps `nymble-sync --help` fast
+    from pipelines.run.commands import SyncSettings  # keeps `nymble-sync --help` fast
+    from pipelines.run.outcome import run_to_outcome
+    from pipelines.run.stopping import StopRequest, stop_on_signals
 
     use_returning_allocator()
     defer_pandas()
-    reporter = Reporter(log_format)
+    reporter, stop = Reporter(log_format), StopRequest()
+    settings = SyncSettings(
+        job_path=job_file, log=reporter.log, progress=reporter.progress, stop=stop, **options
+    )
     try:
-        summary = sync(
-            SyncSettings(job_path=job_file, log=reporter.log, progress=reporter.progress, **options)
-        )
+        with stop_on_signals(stop):
+            outcome = run_to_outcome(settings)
     finally:
         reporter.close()
-    _print_summary(summary, as_json)
-    sys.exit(EXIT_OK if summary.status == "succeeded" else EXIT_RECORDS)
+    _report_run(outcome, settings, as_json, reporter.log)
+    _alert(outcome, settings, notify_urls, metrics_file, reporter.log)
+    sys.exit(outcome.exit_code)
+
+
+def _report_run(outcome, settings, as_json: bool, log: Callable[[str], None]) -> None:
+    """The summary on stdout (JSON on every exit with ``--json``); the error on stderr."""
+    if as_json:
+        data = outcome.to_dict(_target_label(settings))
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    elif outcome.summary is not None:
+        _print_summary(outcome.summary, as_json=False)
+    if outcome.error is not None:
+        crash = f"; please report it with {outcome.crash_report}" if outcome.crash_report else ""
+        click.echo(f"error: {outcome.error}{crash}", err=True)
+
+
+def _alert(outcome, settings, notify_urls, metrics_file: Path | None, log) -> None:
+    """Alerts and metrics: a failure to deliver them is logged, never changes the exit."""
+    if not notify_urls and metrics_file is None:
+        return
+    from pipelines.ops.alerts import notify, write_metrics
+
+    data = outcome.to_dict(_target_label(settings))
+    for warning in notify(list(notify_urls), data, environ=settings.environ):
+        log(f"warning: {warning}")
+    if metrics_file is not None:
+        try:
+            write_metrics(metrics_file, data)
+        except OSError as exc:
+            log(f"warning: cannot write the metrics file {metrics_file}: {exc.strerror}")
+
+
+def _target_label(settings) -> str:
+    """The target as the summary names it: never a key, never a URL's password."""
+    from pipelines.contract import ENVIRONMENTS
+    from pipelines.run.outcome import scrub
+
+    if settings.target == "local":
+        return "local emulator"
+    return settings.target if settings.target in ENVIRONMENTS else scrub(settings.target, {})
 
 
 @main.command()

@@ -1,6 +1,7 @@
 """Every error nymble-sync raises on purpose, and the exit code each one means.
 
-    NymbleSyncError                 base; ``exit_code`` says how the CLI ends
+    NymbleSyncError                 base; ``exit_code`` says how the CLI ends, ``status`` how
+    │                               the run is reported (the JSON summary, alerts, metrics)
     ├── ConfigError                 job file, option or environment is wrong (exit 2)
     │   ├── JobFileError            one or more problems in a job file, all listed at once
     │   └── TargetError             unknown target, production without consent, plain http
@@ -8,9 +9,14 @@
     ├── LedgerError                 the run ledger cannot be opened or written (exit 2)
     ├── AuthError                   the API refused the key: 401/403, never retried (exit 3)
     ├── GateFailed                  a dataset-level quality gate stopped the run (exit 4)
+    │   └── Refused                 mirror mode would deactivate too much: nothing sent (exit 4)
     ├── LockHeld                    another run of the same job and target is running (exit 5)
-    └── TransportError              the API stayed unreachable or failing after every retry (exit 6)
-        └── RetryableResponse       one 429/5xx answer, or a network error; the loader retries it
+    ├── TransportError              the API stayed unreachable or failing after every retry (exit 6)
+    │   └── RetryableResponse       one 429/5xx answer, or a network error; the loader retries it
+    └── Interrupted                 SIGINT or SIGTERM stopped the run; run again (exit 130/143)
+
+Anything else that escapes is a bug: the CLI reports it in one line, writes a crash report
+and exits 70 (``EXIT_INTERNAL``), never 1, which schedulers treat as success.
 
 Record-level problems (one row rejected, one item failed) are not exceptions: they are
 outcomes counted in the run summary and written to the rejects file.
@@ -24,18 +30,23 @@ __all__ = [
     "EXIT_AUTH",
     "EXIT_CONFIG",
     "EXIT_GATE",
+    "EXIT_INTERNAL",
     "EXIT_LOCKED",
     "EXIT_OK",
     "EXIT_RECORDS",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
     "EXIT_TRANSPORT",
     "AuthError",
     "ConfigError",
     "GateFailed",
+    "Interrupted",
     "JobFileError",
     "LedgerError",
     "LockHeld",
     "NymbleSyncError",
     "Problem",
+    "Refused",
     "RetryableResponse",
     "SourceError",
     "TargetError",
@@ -49,12 +60,16 @@ EXIT_AUTH = 3
 EXIT_GATE = 4
 EXIT_LOCKED = 5
 EXIT_TRANSPORT = 6
+EXIT_INTERNAL = 70  # BSD's EX_SOFTWARE: an error nymble-sync did not expect
+EXIT_SIGINT = 130  # 128 + the signal's number, as shells report a process it ended
+EXIT_SIGTERM = 143
 
 
 class NymbleSyncError(Exception):
     """Base class; ``str(err)`` is a message a user can act on."""
 
     exit_code = EXIT_CONFIG
+    status = "config_error"
 
 
 class ConfigError(NymbleSyncError):
@@ -108,6 +123,7 @@ class LedgerError(NymbleSyncError):
 
 class AuthError(NymbleSyncError):
     exit_code = EXIT_AUTH
+    status = "auth_failed"
 
     def __init__(self, message: str, *, status: int | None = None):
         self.status = status  # 401 or 403
@@ -116,14 +132,34 @@ class AuthError(NymbleSyncError):
 
 class GateFailed(NymbleSyncError):
     exit_code = EXIT_GATE
+    status = "gated"
+
+
+class Refused(GateFailed):
+    status = "refused"
 
 
 class LockHeld(NymbleSyncError):
     exit_code = EXIT_LOCKED
+    status = "locked"
 
 
 class TransportError(NymbleSyncError):
     exit_code = EXIT_TRANSPORT
+    status = "unreachable"
+
+
+class Interrupted(NymbleSyncError):
+    """A signal asked the run to stop; what it had done is recorded, the rest is not lost."""
+
+    status = "interrupted"
+
+    def __init__(self, signal_name: str, exit_code: int):
+        self.exit_code = exit_code
+        super().__init__(
+            f"stopped by {signal_name}: what was sent is recorded; run the same command again "
+            "to finish the work"
+        )
 
 
 class RetryableResponse(TransportError):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pipelines.load.api_reader import ApiReader
     from pipelines.load.pacing import Pacer
     from pipelines.run.options import RunOptions
+    from pipelines.run.stopping import StopRequest
     from pipelines.targets import Target
     from pipelines.transform.prepared import Prepared
     from pipelines.transform.rejects import Reject
@@ -98,14 +99,13 @@ class EntityRun:
         """Rows of side sources (a price list) rejected while the feed was opened."""
         return []
 
-    def sender(self, pacer: Pacer) -> Any:
+    def sender(self, pacer: Pacer, stop: StopRequest | None = None) -> Any:
+        """What sends a batch: a bulk POST by default (``send(bodies) -> BatchResult``)."""
         from pipelines.contract import BULK_ENDPOINTS
         from pipelines.load.sender import Sender
 
-        o = self.ctx.options
-        return Sender(
-            self.ctx.client, BULK_ENDPOINTS[self.job.entity], policy=o.policy, pacer=pacer
-        )
+        endpoint, policy = BULK_ENDPOINTS[self.job.entity], self.ctx.options.policy
+        return Sender(self.ctx.client, endpoint, policy=policy, pacer=pacer, stop=stop)
 
     def notes(self, admission: Any) -> list[str]:
         """What the summary should say besides the counts."""

@@ -22,7 +22,9 @@ __all__ = [
     "check_status",
 ]
 
-RunStatus = Literal["running", "succeeded", "partial", "failed", "crashed", "gated"]
+RunStatus = Literal[
+    "running", "succeeded", "partial", "failed", "crashed", "gated", "refused", "interrupted"
+]
 BatchStatus = Literal["pending", "acked", "failed", "abandoned"]
 RecordStatus = Literal["created", "updated", "failed"]
 

@@ -32,11 +32,14 @@ class Dispatcher:
         while self._in_flight:
             self._collect(FIRST_COMPLETED)
 
-    def abandon(self) -> list[Batch]:
-        """Stop: cancel what has not started, wait for what has, return every unfinished batch."""
+    def abandon(self, grace_s: float) -> list[Batch]:
+        """Stop: cancel what has not started, give what has ``grace_s`` to land, return every
+        unfinished batch (a request still out after that is not waited for: its outcome is
+        unknown, so its records count as not sent, and resending them is idempotent)."""
         for future in self._in_flight:
             future.cancel()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        wait(self._in_flight, timeout=grace_s)
+        self._pool.shutdown(wait=False, cancel_futures=True)
         unfinished = []
         for future, batch in self._in_flight.items():
             # A batch that landed before the stop is still recorded, so the ledger tells the truth.

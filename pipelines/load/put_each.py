@@ -18,9 +18,11 @@ __all__ = ["PutEach"]
 
 
 class PutEach:
-    def __init__(self, client: httpx.Client, endpoint: str, *, policy: RetryPolicy, pacer: Pacer):
+    def __init__(
+        self, client: httpx.Client, endpoint: str, *, policy: RetryPolicy, pacer: Pacer, stop=None
+    ):
         self.pacer = pacer
-        self._sender = Sender(client, endpoint, method="PUT", policy=policy, pacer=pacer)
+        self._sender = Sender(client, endpoint, method="PUT", policy=policy, pacer=pacer, stop=stop)
 
     def send(self, bodies: list[bytes]) -> BatchResult:
         """One request per body, in order; 201 is created, another 2xx updated, a refusal

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 import orjson
@@ -23,6 +23,9 @@ from pipelines.contract import RetryDefaults
 from pipelines.errors import RetryableResponse, TransportError
 from pipelines.load.http import request
 from pipelines.load.pacing import Pacer
+
+if TYPE_CHECKING:
+    from pipelines.run.stopping import StopRequest
 
 __all__ = ["BatchResult", "ItemOutcome", "RetryPolicy", "Sender", "describe_refusal"]
 
@@ -73,11 +76,14 @@ class Sender:
         pacer: Pacer | None = None,
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
+        stop: StopRequest | None = None,
     ):
         self.client, self.endpoint, self.method = client, endpoint, method
         self.policy = policy or RetryPolicy()
         self.pacer = pacer
-        self._sleep, self._rng = sleep, random.Random(seed)
+        self._rng, self.stop = random.Random(seed), stop
+        # A stop cuts a retry's backoff short, and the batch is left for the next run.
+        self._sleep = stop.sleep if stop is not None and sleep is time.sleep else sleep
 
     def send(self, bodies: list[bytes]) -> BatchResult:
         """Send one batch; items the API refuses end as ``failed`` with its message."""
@@ -135,6 +141,8 @@ class Sender:
                 result.retries += 1
                 result.throttled += exc.status == 429
                 self._sleep(self.policy.delay(attempt, exc.retry_after, self._rng))
+                if self.stop is not None:
+                    self.stop.check()  # raised in the sending thread: the batch is unfinished
         raise AssertionError("unreachable")
 
     def _post(self, body: bytes, result: BatchResult) -> httpx.Response:

@@ -97,9 +97,12 @@ def _line(s: RunSummary) -> str:
 
 
 def _sent(s: RunSummary) -> str:
+    """The buckets so far, and the rows not in one yet: held for the quality gates, in a
+    batch being sent, or waiting for the API's answer."""
+    settled = s.rejected + s.unchanged + s.created + s.updated + s.failed + s.skipped
     return (
         f"sent {s.created + s.updated:,}, unchanged {s.unchanged:,}, "
-        f"rejected {s.rejected:,}, failed {s.failed:,}"
+        f"rejected {s.rejected:,}, failed {s.failed:,}, in progress {s.rows_read - settled:,}"
     )
 
 

@@ -22,6 +22,7 @@ from pipelines.load.sender import RetryPolicy
 from pipelines.run.options import RunOptions
 from pipelines.run.plan import Plan, plan_job
 from pipelines.run.resources import client_for, default_ledger_url, open_target
+from pipelines.run.stopping import StopRequest
 from pipelines.run.summary import RunSummary
 from pipelines.run.sync_run import run_job
 from pipelines.run.validation import ValidationReport, validate_job
@@ -51,6 +52,7 @@ class SyncSettings:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
     log: Callable[[str], None] = print
     progress: Callable[[RunSummary], None] | None = None
+    stop: StopRequest | None = None  # SIGTERM/SIGINT: stop between chunks (see run/stopping)
 
 
 @dataclass(frozen=True)
@@ -149,4 +151,5 @@ def run_options(settings: SyncSettings) -> RunOptions:
         override_gates=frozenset(settings.override_gates),
         log=settings.log,
         progress=settings.progress,
+        stop=settings.stop,
     )

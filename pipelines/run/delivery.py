@@ -25,6 +25,7 @@ from pipelines.transform.rejects import Reject, RejectsWriter
 if TYPE_CHECKING:
     from pipelines.ledger import Ledger
     from pipelines.run.options import RunOptions
+    from pipelines.run.stopping import StopRequest
     from pipelines.targets import Target
 
 __all__ = ["Delivery", "RunScope", "open_run"]
@@ -103,8 +104,10 @@ def open_run(
 
 
 class Delivery:
-    def __init__(self, scope: RunScope, sender, *, max_items: int, max_bytes: int):
-        self.scope = scope
+    def __init__(
+        self, scope: RunScope, sender, *, max_items: int, max_bytes: int, stop: StopRequest
+    ):
+        self.scope, self.stop_request = scope, stop
         self.batcher = Batcher(max_items, max_bytes)
         self.dispatcher = Dispatcher(sender, sender.pacer.max_in_flight, self._record)
         self._queue: deque[Batch] = deque()
@@ -123,9 +126,10 @@ class Delivery:
         self._send_queued()
         self.dispatcher.drain()
 
-    def stop(self) -> None:
-        """Account for every record that will not be sent in this run (the next run will)."""
-        unsent = [*self.dispatcher.abandon(), *self._queue, *self.batcher.flush()]
+    def stop(self, grace_s: float) -> None:
+        """Account for every record that will not be sent in this run (the next run will);
+        requests in flight get ``grace_s`` to land."""
+        unsent = [*self.dispatcher.abandon(grace_s), *self._queue, *self.batcher.flush()]
         count = sum(len(b.records) for b in unsent)
         if self.deactivating:
             self.scope.summary.notes.append(
@@ -141,6 +145,7 @@ class Delivery:
     def _send_queued(self) -> None:
         scope = self.scope
         while self._queue:
+            self.stop_request.check()  # a signal is heeded between batches, not after the last
             batch = self._queue[0]
             scope.ledger.batch_pending(
                 scope.run_id,

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipelines.load.pacing import Pacer
 from pipelines.load.sender import RetryPolicy
+from pipelines.run.stopping import StopRequest
 
 __all__ = ["PARTIAL_FEED_NOTE", "RunOptions", "partial_feed"]
 
@@ -28,6 +29,7 @@ class RunOptions:
     override_gates: frozenset[str] = frozenset()  # quality gates ignored for this run, by name
     log: Callable[[str], None] = print
     progress: Callable[[Any], None] | None = None  # called with the summary after each chunk
+    stop: StopRequest | None = None  # set by SIGTERM/SIGINT: the run stops between chunks
 
 
 def partial_feed(options: RunOptions) -> bool:

@@ -12,8 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from pipelines.entities import EntityRun
-from pipelines.errors import GateFailed, NymbleSyncError
-from pipelines.extract.feed import Feed
+from pipelines.errors import NymbleSyncError
 from pipelines.load.pacing import Pacer
 from pipelines.ops.memory import return_freed_memory
 from pipelines.run.delivery import Delivery, RunScope, open_run
@@ -25,6 +24,7 @@ from pipelines.run.engine import (
     judge_size,
 )
 from pipelines.run.options import PARTIAL_FEED_NOTE, partial_feed
+from pipelines.run.stopping import StopRequest
 from pipelines.run.summary import RunSummary
 from pipelines.run.watermarks import store_watermark
 
@@ -33,73 +33,96 @@ if TYPE_CHECKING:
 
 __all__ = ["run_job"]
 
+# How a stopped run is recorded in the ledger; any other error records it as failed.
+_RECORDED = ("gated", "refused", "interrupted")
+
+
+def _recorded_status(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, NymbleSyncError):
+        return exc.status if exc.status in _RECORDED else "failed"
+    return "crashed"
+
 
 def run_job(er: EntityRun, ctx: RunContext, start: str | None = None) -> RunSummary:
     """Run ``er``'s job against the context's target; ``start`` is the watermark the feed
-    was opened from (None: a full read). The summary says what happened to every row."""
+    was opened from (None: a full read). The summary says what happened to every row; an
+    error that stops the run carries it as ``error.summary``."""
     job = ctx.job
     summary = RunSummary(job=job.job, entity=job.entity, target=ctx.target.label)
-    mirror = _mirror(er, ctx, summary)
-    feed = er.open_feed()
     if start is not None:
         summary.notes.append(f"incremental read from {start}")
-    with feed:
-        run = _Run(er, ctx, summary, feed)
-        run.execute(mirror)
-    summary.notes.extend(er.notes(run.admission))
-    store_watermark(job, ctx.ledger, ctx.target.id, feed, summary, er.hold_back())
+    run = _Run(er, ctx, summary)
+    try:
+        run.execute()
+    except BaseException as exc:
+        exc.summary = summary  # for the JSON summary, alerts and metrics of a failed run
+        raise
+    store_watermark(job, ctx.ledger, ctx.target.id, run.feed, summary, er.hold_back())
     return summary
-
-
-def _mirror(er: EntityRun, ctx: RunContext, summary: RunSummary):
-    """Mirror mode's deactivations, decided before anything is sent: the cap must hold
-    first. Two passes, since a scan of the key column costs less than spilling every pending
-    body to disk."""
-    if not er.feed_keys_needed():
-        return None
-    if partial_feed(ctx.options):
-        summary.notes.append(PARTIAL_FEED_NOTE)
-        return None
-    with er.open_feed() as feed:
-        keys = feed_keys(ctx.job.key, feed)
-    vanished = er.vanished(keys)
-    vanished.check_cap(ctx.job, allow=ctx.options.allow_mass_deactivate)
-    return er.deactivations(vanished)
 
 
 class _Run:
     """The stages of one run, called in order by ``execute``. The send half (batches,
     concurrency, ledger outcomes) is the shared ``Delivery``."""
 
-    def __init__(self, er: EntityRun, ctx: RunContext, summary: RunSummary, feed: Feed):
-        self.er, self.ctx, self.summary, self.feed = er, ctx, summary, feed
+    def __init__(self, er: EntityRun, ctx: RunContext, summary: RunSummary):
+        self.er, self.ctx, self.summary = er, ctx, summary
         o = ctx.options
-        self.sender = er.sender(o.pacer or Pacer(o.concurrency or ctx.job.batch.concurrency))
-        self.admission = None
+        self.stop = o.stop or StopRequest()
+        pacer = o.pacer or Pacer(o.concurrency or ctx.job.batch.concurrency)
+        self.sender = er.sender(pacer, self.stop)
+        self.admission = self.feed = None
 
-    def execute(self, mirror) -> None:
+    def execute(self) -> None:
+        """Open the run in the ledger, decide mirror mode's deactivations (a refusal is a
+        recorded run too), stream the feed, send, record how it ended."""
         ctx, o = self.ctx, self.ctx.options
-        self.scope = open_run(ctx.ledger, ctx.target, self.summary, self.feed.name, o)
-        self.scope.rejects.write(self.er.side_rejects())
+        name = ctx.opener.name(ctx.job.source)
+        self.scope = open_run(ctx.ledger, ctx.target, self.summary, name, o)
         self.delivery = Delivery(
             self.scope,
             self.sender,
             max_items=o.batch_items or ctx.job.batch.max_items,
             max_bytes=ctx.job.batch.max_bytes,
+            stop=self.stop,
         )
         try:
-            self._stream(self.scope)
+            mirror = self._mirror()
+            self.feed = self.er.open_feed()
+            with self.feed:
+                self.scope.rejects.write(self.er.side_rejects())
+                self._stream(self.scope)
             if mirror is not None:
                 self._deactivate(mirror)
             self.summary.status = self._outcome()
-        except NymbleSyncError as exc:
-            self.summary.status = "gated" if isinstance(exc, GateFailed) else "failed"
-            self.summary.notes.append(str(exc))
-            self.delivery.stop()
+        except BaseException as exc:
+            self.summary.status = _recorded_status(exc)
+            self.summary.notes.append(str(exc) or type(exc).__name__)
+            self.stop.halt()  # retries in the sending threads give up their backoff
+            self.delivery.stop(self.stop.grace_s)
             raise
         finally:
+            if self.admission is not None:
+                self.summary.notes.extend(self.er.notes(self.admission))
             self.delivery.close()
             self.scope.finish()
+
+    def _mirror(self):
+        """Mirror mode's deactivations, decided before anything is sent: the cap must hold
+        first. Two passes, since a scan of the key column costs less than spilling every
+        pending body to disk."""
+        if not self.er.feed_keys_needed():
+            return None
+        if partial_feed(self.ctx.options):
+            self.summary.notes.append(PARTIAL_FEED_NOTE)
+            return None
+        with self.er.open_feed() as feed:
+            keys = feed_keys(self.ctx.job.key, feed)
+        vanished = self.er.vanished(keys)
+        vanished.check_cap(self.ctx.job, allow=self.ctx.options.allow_mass_deactivate)
+        return self.er.deactivations(vanished)
 
     def _stream(self, scope: RunScope) -> None:
         gate = gatekeeper_for(self.ctx, self.summary, scope.rejects, self.feed)
@@ -112,6 +135,7 @@ class _Run:
         trimmed_at = 0  # rows read when freed memory was last given back
         progress = self.ctx.options.progress
         for pending in admitted(self.er, self.feed, self.admission):
+            self.stop.check()  # between chunks: what was read and not sent is skipped
             released = gate.add(pending)
             self.delivery.send(released)
             if released and self.summary.rows_read - trimmed_at >= gate.window_rows:

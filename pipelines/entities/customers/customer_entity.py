@@ -3,6 +3,8 @@ one ``PUT /api/customers`` each (CONTRACT §4.1, §6.20: no bulk route)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -21,6 +23,9 @@ from pipelines.transform.prepared import Prepared, prepared
 from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.record_diff import changed_fields
 
+if TYPE_CHECKING:
+    from pipelines.run.stopping import StopRequest
+
 __all__ = ["PLUGIN", "CustomersRun"]
 
 
@@ -32,9 +37,9 @@ class CustomersRun(EntityRun):
         failures += check_customers(table, self.job)
         return prepared(chunk, table, table.column("customerNumber").combine_chunks(), failures)
 
-    def sender(self, pacer: Pacer) -> PutEach:
-        policy = self.ctx.options.policy
-        return PutEach(self.ctx.client, PUT_ENDPOINTS["customers"], policy=policy, pacer=pacer)
+    def sender(self, pacer: Pacer, stop: StopRequest | None = None) -> PutEach:
+        policy, endpoint = self.ctx.options.policy, PUT_ENDPOINTS["customers"]
+        return PutEach(self.ctx.client, endpoint, policy=policy, pacer=pacer, stop=stop)
 
     def api_state(self, reader: ApiReader) -> AckedState:
         customers = ApiReader(reader.client, API_PATHS["customers"])

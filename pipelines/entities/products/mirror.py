@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState
 from pipelines.entities.products.product_job import ProductsJob
-from pipelines.errors import GateFailed
+from pipelines.errors import Refused
 from pipelines.ledger.ownership import keys_synced_by_job
 from pipelines.load.api_reader import ApiReader
 from pipelines.load.batching import Pending
@@ -50,7 +50,7 @@ class Vanished:
         if allow or not self.exceeds_cap(job):
             return
         share = 100 * len(self) / self.owned
-        raise GateFailed(
+        raise Refused(
             f"mirror mode would deactivate {len(self):,} of the {self.owned:,} products job "
             f"{job.job!r} synced ({share:.1f}%), more than max_deactivate_pct "
             f"({job.max_deactivate_pct:g}%) allows; nothing was sent. If the feed really "
