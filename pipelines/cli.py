@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["main"]
 
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a writer whose reader left
+
 
 def _log(message: str) -> None:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -48,6 +51,9 @@ def _handle_errors(command: Callable) -> Callable:
         except KeyboardInterrupt:
             click.echo("interrupted: run the same command again to finish the work", err=True)
             sys.exit(EXIT_SIGINT)
+        except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_BROKEN_PIPE)
         except Exception as exc:  # noqa: BLE001 - see the docstring
             _crashed(exc)
 
@@ -55,8 +61,6 @@ def _handle_errors(command: Callable) -> Callable:
 
 
 def _crashed(exc: Exception) -> None:
-    import os
-
     from pipelines.run.outcome import scrub, write_crash_report
     from pipelines.targets import default_state_dir
 
@@ -361,6 +365,56 @@ def runs_show(run_id: int, ledger_url: str | None, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("job")
+@_ledger_option
+@_json_option
+@_handle_errors
+def held(job: str, ledger_url: str | None, as_json: bool) -> None:
+    """List the records of JOB (a job name or job file) waiting for a reference."""
+    from pipelines.ledger.held_records import held_records
+    from pipelines.ops.run_reports import TextTable
+
+    name = _job_name(job)
+    with _open_ledger(ledger_url) as ledger:
+        records = held_records(ledger, job=name)
+    rows = [
+        (
+            r.external_id,
+            r.first_held_at.strftime("%Y-%m-%d %H:%M:%SZ"),
+            f"{r.runs:,}",
+            f"{r.rule}: {r.value}" if r.value else r.rule,
+            str(r.last_run_id or ""),
+        )
+        for r in records
+    ]
+    title = f"{len(rows):,} record(s) of {name} waiting for a reference"
+    headers = ("external id", "held since (UTC)", "runs", "waiting for", "last run")
+    data = [
+        {
+            "external_id": r.external_id,
+            "target_id": r.target_id,
+            "held_since": r.first_held_at.isoformat(),
+            "runs": r.runs,
+            "rule": r.rule,
+            "value": r.value,
+            "watermark": r.watermark,
+            "last_run_id": r.last_run_id,
+        }
+        for r in records
+    ]
+    _emit([TextTable(title, headers, rows)], data, as_json)
+
+
+def _job_name(job: str) -> str:
+    """A job's name, given it or its job file."""
+    if job.endswith((".yml", ".yaml")) and Path(job).is_file():
+        from pipelines.jobs.job_file import read_yaml
+
+        return str(read_yaml(Path(job)).get("job") or Path(job).stem)
+    return job
+
+
+@main.command()
 @click.argument("external_id")
 @_ledger_option
 @_json_option
@@ -463,8 +517,10 @@ def _print_held(s: RunSummary) -> None:
     if s.held:
         click.echo(
             f"    {s.held:,} of them wait for a customer or SKU the target lacks; "
-            "the first run after it exists sends them"
+            "the first run after it exists sends them (nymble-sync held JOB lists them)"
         )
+    if s.given_up:
+        click.echo(f"    {s.given_up:,} of them the job's hold policy gave up waiting for")
 
 
 def _print_summary(summary: RunSummary, as_json: bool) -> None:

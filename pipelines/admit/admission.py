@@ -46,7 +46,8 @@ class Admission:
         memo: Any = None,
     ):
         self.state, self.rejects, self.summary = state, rejects, summary
-        self.references = references  # .failures(prepared, ok) → records waiting for one
+        # .failures(prepared, ok) → (records waiting for a reference, records given up on)
+        self.references = references
         self.on_kept = on_kept  # sees the records that passed every check (quality suites)
         self.memo = memo  # learns which source row gave each kept record
         self.ids = KeyTracker("externalId", key_column)  # also: every key this feed holds
@@ -68,11 +69,10 @@ class Admission:
         self.line_rejects += len(line_rejects)
         failures = p.failures + screened.duplicates
         if self.references is not None and len(p.table):
-            waiting = self.references.failures(p, _ok(p.passed, failures))
-            self.summary.held += (
-                int(np.logical_or.reduce([f.mask for f in waiting]).sum()) if waiting else 0
-            )
-            failures += waiting
+            waiting, given_up = self.references.failures(p, _ok(p.passed, failures))
+            self.summary.held += _rows(waiting)
+            self.summary.given_up += _rows(given_up)
+            failures += waiting + given_up
         table, rows, rejects = split_rejects(
             p.table, chunk.rows, failures, source=chunk.source, ids=p.ids
         )
@@ -120,6 +120,11 @@ class Admission:
                 found.append(dup)
                 ok &= ~dup.mask
         return found
+
+
+def _rows(failures: list[Failure]) -> int:
+    """How many rows the failures flag, each once."""
+    return int(np.logical_or.reduce([f.mask for f in failures]).sum()) if failures else 0
 
 
 def _ok(base: np.ndarray, failures: list[Failure]) -> np.ndarray:

@@ -130,6 +130,9 @@ class EntityRun:
         """The chunks as they are prepared (products join small ones while recalling)."""
         return iter(chunks)
 
+    def after_run(self, run_id: int, admission: Any) -> None:
+        """Called once a run has read and settled its whole feed (ledger writes allowed)."""
+
     def hold_back(self) -> Any:
         """The lowest watermark of a record waiting for a reference (None: none waits)."""
         return None

@@ -4,29 +4,35 @@
 engines come from the caller, one per ``url_env``. A ``Feed`` is what a run reads: its name,
 its chunks, its size for the row-count gate, and the SQL reads behind it, kept so that the
 run can store the largest watermark read once every chunk is read, and close them early.
+
+A file source's path may be a pattern (a dated nightly export, ``exports/products_*.csv``):
+its newest match is read, chosen once per run so that every open of the run reads one file.
 """
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, SourceError
 from pipelines.extract import files
 from pipelines.extract.chunks import Chunk
 from pipelines.extract.sql import SqlRead, SqlSourceConfig, read_sql, sql_columns
 from pipelines.jobs.job_file import check_columns
 from pipelines.jobs.specs import CsvSource, ParquetSource, SqlSource
 
-__all__ = ["CSV_BLOCK_BYTES", "Feed", "SourceOpener", "source_size"]
+__all__ = ["CSV_BLOCK_BYTES", "Feed", "SourceOpener", "is_pattern", "newest_match", "source_size"]
 
 # ~4,000 catalog rows a chunk: big enough for vectorized work to pay, small enough that
 # Arrow's CSV read-ahead stays small (measured: 1 MB blocks hold 17 MB, 2 MB blocks 73 MB).
 CSV_BLOCK_BYTES = 1 << 20
 WATERMARK_PARAM = ":watermark_from"
+GLOB_CHARS = frozenset("*?[")
+_PICKED_BY = {"name": "by name", "mtime": "by modification time"}
 
 
 class Feed:
@@ -60,9 +66,11 @@ class Feed:
 class SourceOpener:
     """Opens the sources of one job for one run.
 
-    ``override`` replaces the path of the job's main file source (``--source``);
-    ``watermark_from`` is bound to ``:watermark_from`` in the main query (and in a lines
-    query that uses it).
+    ``override`` replaces the path of the job's main file source (``--source``), pattern or
+    not; ``watermark_from`` is bound to ``:watermark_from`` in the main query (and in a lines
+    query that uses it). A pattern's newest match is chosen at its first use and kept: the
+    engine may open a feed twice (mirror mode scans its keys first), and both reads must be
+    of the same file even if a newer one lands in between. One opener serves one run.
     """
 
     def __init__(
@@ -75,6 +83,7 @@ class SourceOpener:
     ):
         self.engines = engines or {}
         self.override, self.watermark_from, self.log = override, watermark_from, log
+        self._chosen: dict[tuple[str, str], Path] = {}  # (pattern, pick) → the file read
 
     def open_main(self, job: Any) -> tuple[Feed, list[str]]:
         """The job's own source as a feed whose chunks are its rows, once its columns are
@@ -121,7 +130,22 @@ class SourceOpener:
         return columns, iter(read)
 
     def path(self, source: CsvSource | ParquetSource, *, main: bool = True) -> Path:
-        return (self.override if main else None) or source.path
+        """The file ``source`` reads in this run: ``--source`` for the main source, else its
+        path, or the newest match of its pattern (``SourceError`` when nothing matches)."""
+        if main and self.override is not None:
+            return self.override
+        if not is_pattern(source.path):
+            return source.path
+        return self._choose(source.path, source.pick)
+
+    def _choose(self, pattern: Path, pick: str) -> Path:
+        key = (str(pattern), pick)
+        if key not in self._chosen:
+            chosen, matches = newest_match(pattern, pick)
+            which = "the only match" if matches == 1 else f"newest of {matches} {_PICKED_BY[pick]}"
+            self.log(f"{pattern}: reading {chosen} ({which})")
+            self._chosen[key] = chosen
+        return self._chosen[key]
 
     def name(self, source: Any, *, main: bool = True) -> str:
         if isinstance(source, SqlSource):
@@ -160,6 +184,45 @@ class SourceOpener:
             path, encoding=encoding, delimiter=source.delimiter, block_bytes=CSV_BLOCK_BYTES
         )
         return columns, chunks
+
+
+def is_pattern(path: Path | str) -> bool:
+    """Whether a source path is a pattern (``*``, ``?`` or ``[`` in it) rather than a file."""
+    return not GLOB_CHARS.isdisjoint(str(path))
+
+
+def newest_match(pattern: Path, pick: str = "name") -> tuple[Path, int]:
+    """The newest file matching ``pattern`` and how many files match. Newest is last in name
+    order (``pick="name"``: dated names such as ``products_20261202.csv`` sort by date) or
+    last modified (``pick="mtime"``); ties go to the later name, so the choice is repeatable.
+    A relative pattern is matched from the current directory, as a relative path is read.
+    Names starting with a dot are not matched: a transfer's temporary file often is one."""
+    files = [f for f in glob.glob(str(pattern)) if Path(f).is_file()]
+    if not files:
+        raise _no_match(pattern)
+    by_mtime = pick == "mtime"
+    newest = max(files, key=lambda f: (_mtime_ns(f) if by_mtime else 0, f))
+    return Path(newest), len(files)
+
+
+def _no_match(pattern: Path) -> SourceError:
+    """The error for a pattern that matches nothing, naming the directory searched in full:
+    a job run from an unexpected working directory is the usual cause."""
+    parts = pattern.parts
+    fixed = next(i for i, part in enumerate(parts) if is_pattern(part))
+    directory = Path(*parts[:fixed]).absolute() if fixed else Path.cwd()
+    if directory.is_dir():
+        return SourceError(f"no file matches this pattern in {directory}", source=str(pattern))
+    return SourceError(
+        f"no file matches this pattern: {directory} is not a directory", source=str(pattern)
+    )
+
+
+def _mtime_ns(path: str) -> int:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:  # gone since it was listed: never the newest
+        return -1
 
 
 def source_size(path: Path, kind: str) -> int:

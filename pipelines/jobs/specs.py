@@ -31,13 +31,14 @@ __all__ = [
     "SpecModel",
     "SqlSource",
     "WatermarkSpec",
+    "parse_duration",
     "spec_column",
 ]
 
 SOURCE_TYPES = ("csv", "parquet", "sql")
 # How a field's text is parsed and sent (orders and customers; products type theirs by contract).
 FieldKind = Literal["string", "money", "integer", "boolean", "datetime"]
-_OVERLAP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -46,15 +47,24 @@ class SpecModel(BaseModel):
 
 
 class CsvSource(SpecModel):
+    """A CSV file; a ``path`` with ``*``, ``?`` or ``[`` is a pattern whose newest match is
+    read, newest by name or by modification time as ``pick`` says (see ``SourceOpener``)."""
+
     type: Literal["csv"]
     path: Path
     encoding: str = "auto"
     delimiter: str = Field(",", min_length=1, max_length=1)
+    # Left out of dumps: like the path, which file is read says nothing of what it holds, and
+    # the source-row memo seeds on a dump of the price list (a new key must not reset memos).
+    pick: Literal["name", "mtime"] = Field("name", exclude=True)
 
 
 class ParquetSource(SpecModel):
+    """A Parquet file; ``path`` and ``pick`` as for :class:`CsvSource`."""
+
     type: Literal["parquet"]
     path: Path
+    pick: Literal["name", "mtime"] = Field("name", exclude=True)  # see CsvSource
 
 
 class SqlSource(SpecModel):
@@ -128,12 +138,17 @@ class WatermarkSpec(SpecModel):
     @field_validator("overlap", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            match = _OVERLAP.match(value)
-            if match is None:
-                raise ValueError("must be a duration such as 30s, 15m, 1h or 2d")
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-        return value
+        return parse_duration(value)
+
+
+def parse_duration(value: Any) -> Any:
+    """``30s``, ``15m``, ``1h``, ``2d`` as a timedelta; anything else is left to pydantic."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError("must be a duration such as 30s, 15m, 1h or 2d")
+        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    return value
 
 
 class JobBase(SpecModel):

@@ -19,6 +19,7 @@ __all__ = [
     "batch_outcomes",
     "batches",
     "ensure_schema",
+    "held",
     "locks",
     "meta",
     "metadata",
@@ -162,16 +163,37 @@ locks = sa.Table(
 )
 
 
+# Records a job could not send yet because the target lacks something they reference (an
+# order's customer or SKU): since when, over how many runs, and what they wait for. A job's
+# ``hold`` policy gives up on them after a while; ``nymble-sync held JOB`` lists them.
+held = sa.Table(
+    "nymble_held",
+    metadata,
+    sa.Column("job", sa.String(200), primary_key=True),
+    sa.Column("target_id", sa.String(128), primary_key=True),
+    sa.Column("key_hash", sa.BigInteger(), primary_key=True),
+    sa.Column("external_id", sa.String(255), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("value", sa.String(1024)),
+    sa.Column("watermark", sa.String(1024)),
+    sa.Column("first_held_at", UTCDateTime(), nullable=False),
+    sa.Column("last_held_at", UTCDateTime(), nullable=False),
+    sa.Column("runs", sa.Integer(), nullable=False),
+    sa.Column("last_run_id", sa.BigInteger()),
+)
+
+
 def ensure_schema(conn: sa.Connection) -> int:
     """Create the tables of an empty database; return the schema version the database records.
 
     A database of another version is left as it is, for the caller to refuse. Tables added
-    without changing the layout of existing ones (``nymble_locks``) are created in a
-    database of the current version that lacks them.
+    without changing the layout of existing ones (``nymble_locks``, ``nymble_held``) are
+    created in a database of the current version that lacks them.
     """
     found = _recorded_version(conn) if sa.inspect(conn).has_table(meta.name) else None
     if found == SCHEMA_VERSION:
         locks.create(conn, checkfirst=True)
+        held.create(conn, checkfirst=True)
     if found is not None:
         return found
     metadata.create_all(conn, checkfirst=True)

@@ -97,7 +97,7 @@ class Gatekeeper:
             self.summary.unchanged -= int(was_unchanged)
         results = evaluate_gates(
             rows_read=self.summary.rows_read,
-            rejected=self.summary.rejected - self.summary.held,
+            rejected=self.summary.rejected - self.summary.held - self.summary.given_up,
             last_rows_read=None,
             settings=self.settings,
             overrides=self.overrides,

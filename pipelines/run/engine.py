@@ -101,17 +101,32 @@ def gatekeeper_for(
 
 
 def judge_size(ctx: RunContext, gate: Gatekeeper, feed: Feed) -> None:
-    """The row-count gate, before reading: is the export truncated? A subset read on purpose
-    (``--source``) is small by design, and a SQL feed has no size before it is read (an
-    incremental read is SQL): their size is not judged."""
+    """The row-count gate, before reading: is the export truncated? Compared with the last
+    run of the job that read a whole feed. A SQL feed has no size before it is read (and an
+    incremental read is SQL); a run given ``--partial`` reads a subset on purpose: their
+    size is neither judged nor kept as the next run's measure."""
     if feed.size is None:
         return
-    gate.summary.source_size = feed.size
     if partial_feed(ctx.options):
+        gate.summary.notes.append(PARTIAL_GATE_NOTE)
         return
+    gate.summary.source_size = feed.size
+    gate.check_size(feed.size, _last_size(ctx))
+
+
+PARTIAL_GATE_NOTE = "row-count gate skipped: --partial says this run reads a subset of the feed"
+
+
+def _last_size(ctx: RunContext) -> int | None:
+    """The size of the feed the newest finished run of this job and target read whole."""
     job = ctx.job
-    last = ctx.ledger.last_successful_run(job=job.job, target_id=ctx.target.id, entity=job.entity)
-    gate.check_size(feed.size, (last.counts or {}).get("source_size") if last else None)
+    for run in ctx.ledger.recent_runs(limit=50, job=job.job):
+        finished = run.status in ("succeeded", "partial")
+        if finished and run.target_id == ctx.target.id and run.entity == job.entity:
+            size = (run.counts or {}).get("source_size")
+            if size:
+                return size
+    return None
 
 
 def feed_keys(key: str, feed: Feed) -> np.ndarray:

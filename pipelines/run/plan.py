@@ -49,6 +49,7 @@ class Plan:
     unchanged: int = 0
     reject: int = 0  # see the rejects file
     held: int = 0  # of the rejected: waiting for a reference the target lacks (orders)
+    given_up: int = 0  # of the rejected: the job's hold policy would give up waiting for them
     deactivate: int = 0  # mirror mode: records this job synced, gone from the feed
     failed_gate: str | None = None  # a run would stop at this quality gate
     rejects_path: str | None = None
@@ -66,6 +67,8 @@ class Plan:
             if label == "reject" and self.held:
                 waiting = f"{self.held:,} of them wait for a customer or SKU the target lacks"
                 lines.append(f"    {waiting}")
+            if label == "reject" and self.given_up:
+                lines.append(f"    {self.given_up:,} of them the hold policy would give up on")
         if self.failed_gate:
             lines.append(f"  ✗ a run would stop: quality gate {self.failed_gate} fails")
         for diff in self.samples:
@@ -112,6 +115,7 @@ def plan_job(
             result.notes.append(f"a run would stop here, sending nothing: {exc}")
     result.rows_read, result.unchanged = summary.rows_read, summary.unchanged
     result.reject, result.held = summary.rejected, summary.held
+    result.given_up = summary.given_up
     result.rejects_path = str(path) if rejects.count else None
     result.notes += summary.notes
     if admission is not None:

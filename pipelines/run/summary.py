@@ -20,6 +20,9 @@ class RunSummary:
     # customer or SKU); sent by the first run after it exists. Not bad data, so not counted
     # by the reject-rate gate.
     held: int = 0
+    # Of the rejected: orders the job's hold policy gave up waiting for (rule gave_up_waiting);
+    # the user asked for them to go, so the reject-rate gate does not count them either.
+    given_up: int = 0
     unchanged: int = 0  # same content as the target last acknowledged: not sent
     created: int = 0
     updated: int = 0
@@ -62,6 +65,7 @@ class RunSummary:
                 "rows_read",
                 "rejected",
                 "held",
+                "given_up",
                 "unchanged",
                 "created",
                 "updated",

@@ -59,6 +59,7 @@ def run_job(er: EntityRun, ctx: RunContext, start: str | None = None) -> RunSumm
     except BaseException as exc:
         exc.summary = summary  # for the JSON summary, alerts and metrics of a failed run
         raise
+    er.after_run(summary.run_id, run.admission)
     store_watermark(job, ctx.ledger, ctx.target.id, run.feed, summary, er.hold_back())
     return summary
 

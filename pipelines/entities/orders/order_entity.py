@@ -4,6 +4,8 @@ org holds compared line by line."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -26,6 +28,7 @@ from pipelines.entities.orders.references import (
 from pipelines.extract.chunks import Chunk
 from pipelines.extract.feed import Feed
 from pipelines.jobs.specs import spec_column
+from pipelines.ledger.held_records import held_records, record_held
 from pipelines.load.api_reader import ApiReader
 from pipelines.transform.prepared import Prepared
 from pipelines.transform.projection import Projection, read_state
@@ -57,6 +60,20 @@ class OrdersRun(EntityRun):
                 "rejected (see the rejects file)"
             )
         return notes
+
+    def after_run(self, run_id: int, admission) -> None:
+        """The orders this run held back, kept in the ledger across runs (``held``)."""
+        if self.references is None:
+            return
+        ctx = self.ctx
+        record_held(
+            ctx.ledger,
+            job=self.job.job,
+            target_id=ctx.target.id,
+            run_id=run_id,
+            waiting=self.references.waiting,
+            read=admission.feed_keys(),
+        )
 
     def hold_back(self):
         """The lowest watermark of an order waiting for a reference (None: none waits)."""
@@ -100,8 +117,24 @@ class OrdersRun(EntityRun):
         column = spec_column(job.fields.get("customer.customerNumber"))
         watermark = job.watermark.column if job.watermark else None
         return References(
-            customers, skus, column or "customer.customerNumber", job.items.sku, watermark
+            customers,
+            skus,
+            column or "customer.customerNumber",
+            job.items.sku,
+            watermark,
+            expired=self._expired(),
+            policy=job.hold.describe() if job.hold else "",
         )
+
+    def _expired(self) -> np.ndarray:
+        """Key hashes of the orders held past the job's hold policy."""
+        policy = self.job.hold
+        if policy is None:
+            return np.empty(0, np.int64)
+        now = datetime.now(UTC)
+        held = held_records(self.ctx.ledger, job=self.job.job, target_id=self.ctx.target.id)
+        keys = [h.key_hash for h in held if policy.expired(h.runs, h.first_held_at, now)]
+        return np.array(keys, np.int64)
 
 
 PLUGIN = EntityPlugin("orders", parse_orders_job, OrdersRun)

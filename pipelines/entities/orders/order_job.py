@@ -7,6 +7,7 @@ header columns to the API's order fields, dotted names building the nested objec
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,6 +25,7 @@ from pipelines.jobs.specs import (
     JobBase,
     SourceSpec,
     SpecModel,
+    parse_duration,
 )
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "ORDER_FIELDS",
     "ORDER_STATUSES",
     "DateColumn",
+    "HoldPolicy",
     "ItemsSpec",
     "OrdersJob",
     "check_timezone",
@@ -146,6 +149,32 @@ class ReferenceSettings(SpecModel):
     products_job: Path | None = None
 
 
+class HoldPolicy(SpecModel):
+    """How long an order may wait for a customer or SKU the target lacks. Once held by
+    ``max_runs`` runs, or for ``max_age`` (``7d``, ``12h``), the next run that finds it still
+    waiting rejects it for good (rule ``gave_up_waiting``) and lets the watermark move past
+    it. Without a policy an order waits as long as it takes."""
+
+    max_runs: int | None = Field(None, ge=1)
+    max_age: timedelta | None = None
+
+    @field_validator("max_age", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value)
+
+    def expired(self, runs: int, first_held_at: datetime, now: datetime) -> bool:
+        """Whether an order held by ``runs`` runs since ``first_held_at`` waits no longer."""
+        too_many = self.max_runs is not None and runs >= self.max_runs
+        too_old = self.max_age is not None and now - first_held_at >= self.max_age
+        return too_many or too_old
+
+    def describe(self) -> str:
+        parts = [f"max_runs: {self.max_runs}"] if self.max_runs else []
+        parts += [f"max_age: {self.max_age}"] if self.max_age else []
+        return "hold: {" + ", ".join(parts) + "}"
+
+
 class OrdersJob(JobBase):
     entity: Literal["orders"] = "orders"
     fields: dict[str, OrderFieldSpec]
@@ -153,6 +182,7 @@ class OrdersJob(JobBase):
     timezone: str = "UTC"
     money_scale: int = Field(4, ge=0, le=18)  # decimals carried; more is rejected, never rounded
     references: ReferenceSettings = ReferenceSettings()
+    hold: HoldPolicy | None = None  # orders waiting for a reference: how long they may wait
     spill_partition_bytes: int = Field(32 << 20, ge=1 << 16)  # unsorted files: per temp part
     BATCH_DEFAULTS = {"max_items": 50}  # §3.5 [A]: 50 orders per call
     batch: BatchSettings = BatchSettings(**BATCH_DEFAULTS)

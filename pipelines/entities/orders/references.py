@@ -12,6 +12,7 @@ SKUs and customer numbers case-insensitively (§6.22), so the cache does too.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 from pipelines.contract import API_PATHS
 from pipelines.entities.orders.order_mapping import per_order
 from pipelines.jobs.job_file import load_job
+from pipelines.ledger.held_records import Waiting
 from pipelines.load.api_reader import ApiReader, field_of
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.prepared import Prepared
@@ -107,20 +109,66 @@ class References:
         customer_column: str,
         sku_column: str,
         watermark_column: str | None = None,
+        expired: np.ndarray | None = None,
+        policy: str = "",
     ):
         self.customers, self.skus = customers, skus
         self.customer_column, self.sku_column = customer_column, sku_column
         self.watermark_column = watermark_column
+        # Key hashes of orders held past the job's hold policy: no longer waited for.
+        self.expired = np.sort(expired) if expired is not None else np.empty(0, np.int64)
+        self.policy = policy  # the policy, as the job file says it, for the reject message
         self.hold_back = None  # lowest watermark value of an order waiting for a reference
+        self.waiting: list[Waiting] = []  # every order held back in this run
 
-    def failures(self, p: Prepared, ok: np.ndarray) -> list[Failure]:
-        """Orders among ``ok`` whose customer, or else one of whose SKUs, is unknown."""
+    def failures(self, p: Prepared, ok: np.ndarray) -> tuple[list[Failure], list[Failure]]:
+        """Orders among ``ok`` whose customer, or else one of whose SKUs, is unknown: those
+        still waited for, and those held past the job's hold policy (rejected for good)."""
         refs = p.references
         customers = self._customers(refs.customers, ok)
         skus = self._skus(refs.skus, refs.offsets, ok & ~customers.mask)
-        waiting = [f for f in (customers, skus) if f.mask.any()]
+        expired = np.isin(p.keys, self.expired) if len(self.expired) else None
+        waiting, given_up = [], []
+        for found in (customers, skus):
+            if expired is not None and (found.mask & expired).any():
+                given_up.append(self._given_up(found, found.mask & expired))
+                found = replace(found, mask=found.mask & ~expired)
+            if found.mask.any():
+                waiting.append(found)
         self._hold(p.chunk.table, waiting)
-        return waiting
+        self._remember(p, waiting)
+        return waiting, given_up
+
+    def _given_up(self, found: Failure, mask: np.ndarray) -> Failure:
+        what = "customer" if found.rule == "unknown_customer" else "SKU"
+        message = (
+            f"the {what} is still unknown to the target after the job's hold policy "
+            f"({self.policy}): rejected for good, and the watermark moves past the order; "
+            "create the reference, then run with --full to send it"
+        )
+        return Failure(mask, found.column, found.values, "gave_up_waiting", message)
+
+    def _remember(self, p: Prepared, waiting: list[Failure]) -> None:
+        """The orders held back, for the ledger (few: they wait for a reference)."""
+        stamps = None
+        if self.watermark_column is not None and waiting:
+            stamps = p.chunk.table.column(self.watermark_column).combine_chunks()
+        for failure in waiting:
+            rows = np.flatnonzero(failure.mask)
+            at = pa.array(rows)
+            ids, keys = p.ids.take(at).to_pylist(), p.keys[rows]
+            values = failure.values.take(at).to_pylist() if failure.values is not None else None
+            marks = stamps.take(at).to_pylist() if stamps is not None else None
+            for i in range(len(rows)):
+                self.waiting.append(
+                    Waiting(
+                        int(keys[i]),
+                        ids[i],
+                        failure.rule,
+                        None if values is None or values[i] is None else str(values[i]),
+                        None if marks is None or marks[i] is None else str(marks[i]),
+                    )
+                )
 
     def _hold(self, table: pa.Table, waiting: list[Failure]) -> None:
         """Remember the lowest watermark among orders waiting for a reference: the stored

@@ -21,7 +21,7 @@ from pipelines.entities.products.product_prepare import Recall, prepare_products
 from pipelines.errors import JobFileError, Problem
 from pipelines.extract.chunks import Chunk, coalesce
 from pipelines.extract.feed import Feed, SourceOpener
-from pipelines.jobs.specs import spec_column
+from pipelines.jobs.specs import SqlSource, spec_column
 from pipelines.load.api_reader import ApiReader
 from pipelines.transform.prepared import Prepared
 from pipelines.transform.projection import Projection, read_state
@@ -136,7 +136,7 @@ def load_price_list(
     cfg = job.price_list
     if cfg is None:
         return None, []
-    file = getattr(cfg.source, "path", None)
+    file = None if isinstance(cfg.source, SqlSource) else opener.path(cfg.source, main=False)
     before = file_digest(file) if file is not None else None
     columns, chunks = opener.open(cfg.source, main=False)
     missing = [c for c in (cfg.key, cfg.tier, cfg.quantity, cfg.price) if c not in columns]
