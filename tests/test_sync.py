@@ -209,6 +209,14 @@ def test_a_run_killed_midway_is_completed_by_running_again(tmp_path):
         assert set(held) == set(expected)
         assert all(held[s]["price"] == expected_product(r)["price"] for s, r in expected.items())
         assert "interrupted run" in rerun.stderr
+        from pipelines.ledger import Ledger
+        from pipelines.run.resources import default_ledger_url
+
+        with Ledger.connect(default_ledger_url(tmp_path), create=False) as ledger:
+            crashed = ledger.recent_runs(limit=2)[-1]
+        assert crashed.status == "crashed"
+        # Its heartbeats kept its counts: it shows what it had read, not nothing.
+        assert crashed.counts["rows_read"] > 0
 
 
 @pytest.mark.parametrize("target", ["production", "http://example.com"])

@@ -60,6 +60,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
+from pipelines.drivers import extra_advice
 from pipelines.errors import ConfigError, SourceError
 from pipelines.extract.chunks import Chunk
 
@@ -78,6 +79,8 @@ _CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNO
 # and identifiers (group 1) are kept as they are, so '--' or '/*' inside them survive.
 _COMMENTS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`)|--[^\n]*|/\*.*?\*/""", re.DOTALL)
 _URL_EXAMPLE = "e.g. postgresql+psycopg://user:password@host:5432/erp or sqlite:///erp.sqlite"
+# Driver modules whose package on PyPI has another name.
+_PACKAGES = {"MySQLdb": "mysqlclient", "cx_Oracle": "cx-Oracle", "pysqlcipher3": "sqlcipher3"}
 
 
 @dataclass(frozen=True)
@@ -105,8 +108,9 @@ def resolve_url(config: SqlSourceConfig, environ: Mapping[str, str]) -> str:
 def make_engine(url: str, *, env_var: str | None = None) -> sa.Engine:
     """An engine for reading a source database, with pre-pinged pooled connections.
 
-    Raises ``ConfigError`` for a malformed URL, an unknown dialect, a missing driver or a SQLite
-    file that does not exist (SQLite would silently create an empty one); the URL is never echoed.
+    Raises ``ConfigError`` for a malformed URL, an unknown dialect, a missing driver (saying
+    what to install) or a SQLite file that does not exist (SQLite would silently create an empty
+    one); the URL is never echoed, only its scheme.
     """
     where = f"the URL in {env_var}" if env_var else "the database URL"
     with _translated(where, action="parse"):
@@ -116,8 +120,34 @@ def make_engine(url: str, *, env_var: str | None = None) -> sa.Engine:
         _check_sqlite_file(parsed, where)
     elif "connect_timeout" not in parsed.query:
         connect_args["connect_timeout"] = _CONNECT_TIMEOUT_S
-    with _translated(where, parsed, action="parse"):
+    with _translated(where, parsed, action="parse"), _driver_loaded(where, parsed):
         return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+
+
+@contextmanager
+def _driver_loaded(where: str, url: sa.URL) -> Iterator[None]:
+    """SQLAlchemy imports the URL's driver in ``create_engine``: a missing one, or a dialect it
+    does not know, is a setup problem, explained with what to install."""
+    try:
+        yield
+    except (sa.exc.NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(
+            f"{where}: cannot load the database driver for {url.drivername} "
+            f"({_reason(exc, url)}); {_driver_advice(url, exc)}"
+        ) from exc
+
+
+def _driver_advice(url: sa.URL, exc: Exception) -> str:
+    backend = url.get_backend_name()
+    advice = extra_advice(backend)
+    if advice is not None:
+        return advice
+    module = getattr(exc, "name", None)  # None: SQLAlchemy does not know the dialect at all
+    package = _PACKAGES.get(module, module) if module else "the package that provides it"
+    return (
+        f"install the SQLAlchemy driver for {backend} ({package}), "
+        "or use sqlite, postgresql+psycopg or mysql+pymysql"
+    )
 
 
 def _check_sqlite_file(url: sa.URL, where: str) -> None:

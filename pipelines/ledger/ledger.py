@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +21,8 @@ from pipelines.ledger.database import (
     SUPPORTED_DIALECTS,
     build_engine,
     display_url,
+    opened_read_only,
+    sqlite_file,
     translate_errors,
 )
 from pipelines.ledger.history import find_events, latest_states
@@ -38,7 +40,7 @@ from pipelines.ledger.models import (
     check_status,
 )
 from pipelines.ledger.records import encode_outcomes, load_acked_state, write_outcomes
-from pipelines.ledger.schema import SCHEMA_VERSION, batches, ensure_schema, runs, watermarks
+from pipelines.ledger.schema import SCHEMA_VERSION, batches, ensure_schema, meta, runs, watermarks
 from pipelines.ledger.upsert import upsert
 
 __all__ = ["KEEP_RUNS", "Ledger"]
@@ -52,23 +54,27 @@ def _now() -> datetime:
 
 
 class Ledger:
-    """Records runs, batches and per-record outcomes; creates its tables on first use.
+    """Records runs, batches and per-record outcomes; creates its tables on first use,
+    unless ``create`` is False (for commands that only read: nothing is created, and a
+    database without a ledger is a LedgerError).
 
     Every database failure surfaces as :class:`~pipelines.errors.LedgerError` naming the
     ledger URL with its password hidden.
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, create: bool = True) -> None:
         self._engine = engine
         self._locks: list[Lock] = []
         self._statements = DriverStatements(engine.dialect)
+        self._sqlite_path = sqlite_file(engine.url)
+        self._read_only = opened_read_only(engine)
         if engine.dialect.name not in SUPPORTED_DIALECTS:
             raise LedgerError(
                 f"run ledger at {self.url_for_display}: {engine.dialect.name} is not supported; "
                 "use SQLite, PostgreSQL or MySQL/MariaDB"
             )
         with self._begin() as conn:
-            version = ensure_schema(conn)
+            version = ensure_schema(conn) if create else self._recorded_version(conn)
         if version > SCHEMA_VERSION:
             # Writing with an older layout could break what a newer nymble-sync relies on.
             raise LedgerError(
@@ -87,12 +93,13 @@ class Ledger:
     def connect(cls, url: str, *, create: bool = True) -> Ledger:
         """Open (and if needed create) the ledger at ``url``; the ledger owns the engine.
 
-        With ``create=False`` a SQLite file that does not exist is a LedgerError, not a
-        new empty ledger: for commands that only read.
+        With ``create=False``, for commands that only read, a SQLite file is opened
+        read-only (every write then raises LedgerError) and one that does not exist is a
+        LedgerError, not a new empty ledger; on a server nothing is created.
         """
         engine = build_engine(url, create=create)
         try:
-            return cls(engine)
+            return cls(engine, create=create)
         except BaseException:
             engine.dispose()
             raise
@@ -116,10 +123,34 @@ class Ledger:
     def url_for_display(self) -> str:
         return display_url(self._engine.url)
 
+    @property
+    def read_only(self) -> bool:
+        """Whether SQLite opened this ledger read-only (``connect(url, create=False)``)."""
+        return self._read_only
+
     def _translate(self) -> AbstractContextManager[None]:
         # Arrow errors here can only come from reading a damaged outcome blob.
-        secret = self._engine.url.password
-        return translate_errors(self.url_for_display, secret, also=(pa.ArrowException,))
+        return translate_errors(
+            self.url_for_display,
+            self._engine.url.password,
+            also=(pa.ArrowException,),
+            sqlite_path=self._sqlite_path,
+            read_only=self._read_only,
+        )
+
+    def _recorded_version(self, conn: sa.Connection) -> int:
+        """The schema version the database records, read without creating anything."""
+        found = None
+        if sa.inspect(conn).has_table(meta.name):
+            query = sa.select(meta.c.value).where(meta.c.name == "schema_version")
+            found = conn.scalar(query)
+        if found is None:
+            raise LedgerError(
+                f"run ledger at {self.url_for_display}: there is no ledger in this database, "
+                "so no run has been recorded there (is this the directory, NYMBLE_SYNC_HOME "
+                "or ledger URL the runs use?)"
+            )
+        return int(found)
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:
@@ -183,14 +214,18 @@ class Ledger:
             lock.attach_run(run_id)
         return run_id
 
-    def heartbeat(self, run_id: int) -> None:
-        """Mark the run alive now, so a stale heartbeat can tell a crash from a slow run.
+    def heartbeat(self, run_id: int, counts: dict[str, int] | None = None) -> None:
+        """Mark the run alive now, so a stale heartbeat can tell a crash from a slow run;
+        with ``counts``, keep them too, so a run that dies shows what it had done.
 
         Raises LockHeld if a lock this ledger holds was lost to another process.
         """
         for lock in self._held_locks():
             lock.check()
-        self._update_run(run_id, heartbeat_at=_now())
+        values: dict[str, Any] = {"heartbeat_at": _now()}
+        if counts is not None:
+            values["counts"] = json.dumps(counts, sort_keys=True)
+        self._update_run(run_id, **values)
 
     def finish_run(
         self,

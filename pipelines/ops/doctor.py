@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,23 @@ def diagnose(settings: DoctorSettings, warn: Callable[[str], None] = print) -> l
             checks.extend(_check_api(target))
     except NymbleSyncError as exc:  # the target cannot be resolved: no key, bad URL, ...
         checks.append(Check("target", False, str(exc), "config"))
+    except (OSError, sqlite3.Error) as exc:
+        if settings.target != "local":
+            raise
+        checks.append(_local_target_failed(settings.state_dir, exc))
     return checks
+
+
+def _local_target_failed(state_dir: Path, exc: OSError | sqlite3.Error) -> Check:
+    # The local emulator keeps its data in the state directory, which may be read-only.
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return Check(
+        "target",
+        False,
+        f"the local emulator cannot keep its data in {state_dir} ({reason}): make that "
+        "directory writable, or name another --target",
+        "config",
+    )
 
 
 def exit_code(checks: list[Check]) -> int:

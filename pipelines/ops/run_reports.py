@@ -8,13 +8,14 @@ The functions take an open :class:`~pipelines.ledger.Ledger` and return frozen d
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import ConfigError
 from pipelines.ledger import BatchInfo, Ledger, RecordEvent, RunInfo
+from pipelines.ledger.held_records import HeldRecord, held_records
 
 __all__ = [
     "BatchLine",
@@ -153,10 +154,12 @@ class BatchLine:
 class RunDetail:
     run: RunInfo
     batches: list[BatchLine]
+    held: list[HeldRecord] = field(default_factory=list)  # waiting for a reference after it
 
     def to_dict(self) -> dict[str, Any]:
         batches = [{**asdict(b), "seconds": b.seconds} for b in self.batches]
-        return _jsonable({"run": asdict(self.run), "batches": batches})
+        held = [asdict(h) for h in self.held]
+        return _jsonable({"run": asdict(self.run), "batches": batches, "held": held})
 
     def tables(self) -> list[TextTable]:
         r = self.run
@@ -189,10 +192,18 @@ class RunDetail:
             for b in self.batches
         ]
         headers = ("batch", "items", "status", "http", "attempts", "sent", "took", "error")
-        return [
+        tables = [
             TextTable(f"run {r.run_id}", ("", ""), facts),
             TextTable(f"{len(self.batches)} batches, in the order sent", headers, batch_rows),
         ]
+        if self.held:
+            held_rows = [
+                (h.external_id, f"{h.rule}: {h.value}" if h.value else h.rule, f"{h.runs:,}")
+                for h in self.held
+            ]
+            title = f"{len(self.held):,} record(s) this run held back, waiting for a reference"
+            tables.append(TextTable(title, ("external id", "waiting for", "runs"), held_rows))
+        return tables
 
 
 def show_run(ledger: Ledger, run_id: int) -> RunDetail:
@@ -203,7 +214,8 @@ def show_run(ledger: Ledger, run_id: int) -> RunDetail:
             f"run ledger at {ledger.url_for_display} has no run {run_id}: "
             "`nymble-sync runs` lists the recorded ones"
         )
-    return RunDetail(run, [BatchLine.of(b) for b in ledger.run_batches(run_id)])
+    held = [h for h in held_records(ledger, job=run.job) if h.last_run_id == run_id]
+    return RunDetail(run, [BatchLine.of(b) for b in ledger.run_batches(run_id)], held)
 
 
 # --- one record ---------------------------------------------------------------------------

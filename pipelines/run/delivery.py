@@ -56,7 +56,8 @@ class RunScope:
         LockHeld if its lock was lost to another process."""
         now = time.monotonic()
         if now - self.last_beat >= HEARTBEAT_EVERY_S:
-            self.ledger.heartbeat(self.run_id)
+            # the counts so far: a run that dies still shows what it had read and sent
+            self.ledger.heartbeat(self.run_id, self.summary.counts())
             self.last_beat = now
 
     def acked_state(self, full: bool) -> AckedState:
@@ -197,6 +198,7 @@ class Delivery:
             error="; ".join(result.errors) or None,
         )
         scope.rejects.write(self._api_reject(rec, i, result.outcomes[i].message) for i in failed)
+        scope.beat()  # sending the last window can take long after the last chunk was read
         self._give_up_when_unreachable(result, len(failed) == len(statuses))
 
     def _give_up_when_unreachable(self, result: BatchResult, all_failed: bool) -> None:
