@@ -125,8 +125,8 @@ class AuthError(NymbleSyncError):
     exit_code = EXIT_AUTH
     status = "auth_failed"
 
-    def __init__(self, message: str, *, status: int | None = None):
-        self.status = status  # 401 or 403
+    def __init__(self, message: str, *, http_status: int | None = None):
+        self.http_status = http_status  # 401 or 403
         super().__init__(message)
 
 
@@ -166,8 +166,8 @@ class RetryableResponse(TransportError):
     """A 429, a 5xx or a network error: worth another attempt after ``retry_after`` seconds."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self, message: str, *, http_status: int | None = None, retry_after: float | None = None
     ):
-        self.status = status
+        self.http_status = http_status
         self.retry_after = retry_after
         super().__init__(message)

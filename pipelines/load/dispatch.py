@@ -20,6 +20,7 @@ class Dispatcher:
         self.sender, self.concurrency, self.on_done = sender, concurrency, on_done
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="send")
         self._in_flight: dict[Future, Batch] = {}
+        self._raised: list[Batch] = []  # batches whose sending raised (a refused key)
 
     def submit(self, batch: Batch) -> None:
         # One batch queued per worker beyond those in flight keeps the pipe full without
@@ -40,7 +41,7 @@ class Dispatcher:
             future.cancel()
         wait(self._in_flight, timeout=grace_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        unfinished = []
+        unfinished, self._raised = self._raised, []
         for future, batch in self._in_flight.items():
             # A batch that landed before the stop is still recorded, so the ledger tells the truth.
             if future.done() and not future.cancelled() and future.exception() is None:
@@ -57,4 +58,9 @@ class Dispatcher:
         done, _ = wait(self._in_flight, return_when=how)
         for future in done:
             batch = self._in_flight.pop(future)
-            self.on_done(batch, future.result())  # re-raises AuthError from the worker
+            try:
+                result = future.result()  # re-raises AuthError from the worker
+            except BaseException:
+                self._raised.append(batch)  # unsent, as far as anyone knows: abandon counts it
+                raise
+            self.on_done(batch, result)

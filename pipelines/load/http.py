@@ -28,11 +28,11 @@ def request(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Resp
     except httpx.HTTPError as exc:
         raise RetryableResponse(f"network error ({type(exc).__name__}: {exc})") from exc
     if response.status_code in (401, 403):
-        raise AuthError(_auth_message(response), status=response.status_code)
+        raise AuthError(_auth_message(response), http_status=response.status_code)
     if response.status_code in RETRY_STATUSES:
         raise RetryableResponse(
             f"HTTP {response.status_code}",
-            status=response.status_code,
+            http_status=response.status_code,
             retry_after=_retry_after(response),
         )
     return response

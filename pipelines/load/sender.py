@@ -139,7 +139,7 @@ class Sender:
                         f"gave up after {self.policy.attempts} attempts: {exc}"
                     ) from exc
                 result.retries += 1
-                result.throttled += exc.status == 429
+                result.throttled += exc.http_status == 429
                 self._sleep(self.policy.delay(attempt, exc.retry_after, self._rng))
                 if self.stop is not None:
                     self.stop.check()  # raised in the sending thread: the batch is unfinished
@@ -154,7 +154,7 @@ class Sender:
         try:
             return self._post_once(body)
         except RetryableResponse as exc:
-            throttled = exc.status == 429
+            throttled = exc.http_status == 429
             raise
         finally:
             self.pacer.release(throttled=throttled, latency_s=time.monotonic() - started)

@@ -165,13 +165,13 @@ def _check_key(target: Target) -> tuple[Check, httpx.Response | None]:
         return Check(
             "key",
             False,
-            f"the API refused this key ({exc.status}): check NYMBLE_API_KEY / --api-key-file "
+            f"the API refused this key ({exc.http_status}): check NYMBLE_API_KEY / --api-key-file "
             "and that it belongs to this environment",
             "auth",
         ), None
     except RetryableResponse as exc:
-        unhealthy = f"GET {path} answered {exc.status}: the API is not healthy"
-        detail = unhealthy if exc.status else f"GET {path} failed: {exc}"
+        unhealthy = f"GET {path} answered {exc.http_status}: the API is not healthy"
+        detail = unhealthy if exc.http_status else f"GET {path} failed: {exc}"
         return Check("key", False, detail, "transport"), None
     took = f"{(time.perf_counter() - started) * 1000:.0f} ms"
     if response.is_error:

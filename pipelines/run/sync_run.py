@@ -37,6 +37,16 @@ __all__ = ["run_job"]
 _RECORDED = ("gated", "refused", "interrupted")
 
 
+def _stop_note(exc: BaseException) -> str:
+    """Why the run stopped, for the summary: the project's own message, or for anything
+    else only its kind (its text may quote anything; the crash report has it, scrubbed)."""
+    if isinstance(exc, NymbleSyncError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    return f"stopped by an internal error ({type(exc).__name__}); see the crash report"
+
+
 def _recorded_status(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
@@ -100,7 +110,7 @@ class _Run:
             self.summary.status = self._outcome()
         except BaseException as exc:
             self.summary.status = _recorded_status(exc)
-            self.summary.notes.append(str(exc) or type(exc).__name__)
+            self.summary.notes.append(_stop_note(exc))
             self.stop.halt()  # retries in the sending threads give up their backoff
             self.delivery.stop(self.stop.grace_s)
             raise
