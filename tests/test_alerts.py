@@ -341,3 +341,39 @@ def test_an_unknown_status_gets_its_own_series():
     found = families(metrics_text(outcome(status="novel"), now=ENDED))
     status = {s.labels["status"]: s.value for s in found["nymble_sync_last_run_status"].samples}
     assert status["novel"] == 1 and sum(status.values()) == 1
+
+
+# --- through the CLI -------------------------------------------------------------------------
+
+
+def test_the_cli_alerts_and_writes_metrics_when_a_run_fails(receiver, emulator, tmp_path):
+    """`run --notify URL --metrics-file PATH` with a refused key: one alert naming the run,
+    a metrics file a Prometheus parser reads, and neither holds the key."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    hook, metrics = receiver(), tmp_path / "products.prom"
+    args = ["run", "mappings/products.yml", "--target", emulator.base_url]
+    args += ["--notify", hook.url, "--metrics-file", str(metrics)]
+    env = {"NYMBLE_SYNC_HOME": str(tmp_path), "NYMBLE_API_KEY": "wrong-key-canary"}
+    result = CliRunner(env=env).invoke(main, args)
+    assert result.exit_code == 3, result.output
+    [(_path, _headers, body)] = hook.posts
+    message = json.loads(body)
+    assert (message["status"], message["exit_code"], message["job"]) == (
+        "auth_failed",
+        3,
+        "products",
+    )
+    assert f"nymble-sync runs show {message['run_id']}" in message["text"]
+    text = metrics.read_text()
+    status = {
+        s.labels["status"]: s.value for s in families(text)["nymble_sync_last_run_status"].samples
+    }
+    assert status["auth_failed"] == 1 and sum(status.values()) == 1
+    assert "wrong-key-canary" not in body.decode() + text
+
+    ok = CliRunner(env={**env, "NYMBLE_API_KEY": "test-key-0123456789"}).invoke(main, args)
+    assert ok.exit_code == 1, ok.output  # partial: the sample's bad rows; still not succeeded
+    assert len(hook.posts) == 2 and json.loads(hook.posts[1][2])["status"] == "partial"
