@@ -67,7 +67,8 @@ def run_job(er: EntityRun, ctx: RunContext, start: str | None = None) -> RunSumm
     try:
         run.execute()
     except BaseException as exc:
-        exc.summary = summary  # for the JSON summary, alerts and metrics of a failed run
+        if summary.run_id is not None:  # a run was recorded: its counts say what it did
+            exc.summary = summary  # for the JSON summary, alerts and metrics
         raise
     er.after_run(summary.run_id, run.admission)
     store_watermark(job, ctx.ledger, ctx.target.id, run.feed, summary, er.hold_back())
