@@ -61,7 +61,8 @@ def _handle_errors(command: Callable) -> Callable:
 
 
 def _crashed(exc: Exception) -> None:
-    from pipelines.run.outcome import scrub, write_crash_report
+    from pipelines.redact import scrub
+    from pipelines.run.outcome import write_crash_report
     from pipelines.targets import default_state_dir
 
     command = "nymble-sync " + " ".join(sys.argv[1:])
@@ -232,7 +233,7 @@ def _alert(outcome, settings, notify_urls, metrics_file: Path | None, log) -> No
 def _target_label(settings) -> str:
     """The target as the summary names it: never a key, never a URL's password."""
     from pipelines.contract import ENVIRONMENTS
-    from pipelines.run.outcome import scrub
+    from pipelines.redact import scrub
 
     if settings.target == "local":
         return "local emulator"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import sys
 import tempfile
 import traceback
@@ -20,14 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import EXIT_INTERNAL, EXIT_OK, EXIT_RECORDS, EXIT_SIGINT, NymbleSyncError
+from pipelines.redact import scrub
 from pipelines.run.commands import SyncSettings, sync
 from pipelines.run.summary import RunSummary
 
-__all__ = ["Outcome", "run_to_outcome", "scrub", "write_crash_report"]
-
-# user:password@ inside any URL-looking text: drivers and libraries quote their DSNs.
-_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
-_SECRET_NAMES = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$")
+__all__ = ["Outcome", "run_to_outcome", "write_crash_report"]
 
 
 @dataclass
@@ -98,12 +94,3 @@ def write_crash_report(
         except OSError:
             continue
     return path
-
-
-def scrub(text: str, environ: Mapping[str, str]) -> str:
-    """No password of a URL, and no value of a secret-named variable, in a message."""
-    text = _CREDENTIALS.sub(r"\1***@", text)
-    for name, value in environ.items():
-        if value and len(value) >= 6 and _SECRET_NAMES.search(name.upper()):
-            text = text.replace(value, "***")
-    return text
