@@ -60,13 +60,27 @@ def _handle_errors(command: Callable) -> Callable:
     return wrapper
 
 
+def _command_line() -> str:
+    """The command as typed, for a crash report: a webhook URL carries its secret in its
+    path, so ``--notify`` values are masked whole; URL passwords are masked by ``scrub``."""
+    words, masked = [], False
+    for word in sys.argv[1:]:
+        if masked:
+            words.append("***")
+        elif word.startswith("--notify="):
+            words.append("--notify=***")
+        else:
+            words.append(word)
+        masked = word == "--notify"
+    return "nymble-sync " + " ".join(words)
+
+
 def _crashed(exc: Exception) -> None:
     from pipelines.redact import scrub
     from pipelines.run.outcome import write_crash_report
     from pipelines.targets import default_state_dir
 
-    command = "nymble-sync " + " ".join(sys.argv[1:])
-    path = write_crash_report(exc, default_state_dir(), command, os.environ)
+    path = write_crash_report(exc, default_state_dir(), _command_line(), os.environ)
     message = scrub(f"{type(exc).__name__}: {exc}", os.environ)
     click.echo(f"internal error ({message}); please report it with {path}", err=True)
     sys.exit(EXIT_INTERNAL)
@@ -377,7 +391,7 @@ def held(job: str, ledger_url: str | None, as_json: bool) -> None:
 
     name = _job_name(job)
     with _open_ledger(ledger_url) as ledger:
-        records = held_records(ledger, job=name)
+        records = [h for h in held_records(ledger, job=name) if h.waiting]
     rows = [
         (
             r.external_id,

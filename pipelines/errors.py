@@ -7,6 +7,7 @@
     │   └── TargetError             unknown target, production without consent, plain http
     ├── SourceError                 a source cannot be read: names file, row and column (exit 2)
     ├── LedgerError                 the run ledger cannot be opened or written (exit 2)
+    │   └── NoLedger                a command that only reads found no ledger there yet
     ├── AuthError                   the API refused the key: 401/403, never retried (exit 3)
     ├── GateFailed                  a dataset-level quality gate stopped the run (exit 4)
     │   └── Refused                 mirror mode would deactivate too much: nothing sent (exit 4)
@@ -44,6 +45,7 @@ __all__ = [
     "JobFileError",
     "LedgerError",
     "LockHeld",
+    "NoLedger",
     "NymbleSyncError",
     "Problem",
     "Refused",
@@ -119,6 +121,10 @@ class SourceError(NymbleSyncError):
 
 class LedgerError(NymbleSyncError):
     exit_code = EXIT_CONFIG
+
+
+class NoLedger(LedgerError):
+    """A command that only reads found no ledger at the URL: no run was recorded there."""
 
 
 class AuthError(NymbleSyncError):

@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .contract import ENVIRONMENTS
 from .errors import ConfigError, TargetError
@@ -34,7 +34,16 @@ class Target:
 
     @property
     def label(self) -> str:
-        return "local emulator" if self.name == "local" else self.base_url
+        """How summaries, the ledger and metrics name the target: never a key, and a URL
+        without any ``user:password@`` it was given with."""
+        if self.name == "local":
+            return "local emulator"
+        parts = urlsplit(self.base_url)
+        if parts.username is None and parts.password is None:
+            return self.base_url
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return urlunsplit(parts._replace(netloc=netloc))
 
 
 def fingerprint(scope: str, api_key: str) -> str:

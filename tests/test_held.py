@@ -50,6 +50,13 @@ def test_a_hold_policy_gives_up_and_the_watermark_moves_on(emulator, tmp_path):
 
     fourth = run_entity(job, emulator, tmp_path, url=url)
     assert fourth.rows_read < 20  # the overlap of an hour at the newest order, not everything
+    moved = watermark(state)
+
+    # Read again in full, the orders given up on stay given up: not held anew, and the
+    # watermark is not wound back to them.
+    full = run_entity(job, emulator, tmp_path, url=url, full=True)
+    assert (full.held, full.given_up) == (0, third.given_up)
+    assert cli_held(job, state) == [] and watermark(state) >= moved
 
 
 def test_held_orders_leave_the_list_once_their_customer_exists(emulator, api, tmp_path):

@@ -204,3 +204,38 @@ def test_production_is_refused_without_the_flag(tmp_path):
     assert result.exit_code == 2
     assert "refusing to write to production without --allow-production" in result.output
     assert_clean(outputs(result))
+
+
+def test_a_target_url_with_credentials_is_named_without_them():
+    from pipelines.targets import Target
+
+    target = Target("url", "http://proxyuser:ProxyPassw0rd@127.0.0.1:8080/nymble", "k")
+    assert target.label == "http://127.0.0.1:8080/nymble"
+
+
+def test_a_crash_report_masks_secrets_of_the_command_line(tmp_path, monkeypatch):
+    """An internal error in any command writes the command line to its crash report: URL
+    passwords and --notify webhooks (their secret is in the path) are masked."""
+    import sys
+
+    from pipelines.ops import run_reports
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(run_reports, "list_runs", broken)
+    ledger = f"sqlite:///{tmp_path}/ledger.sqlite"
+    argv = ["nymble-sync", "runs", "--ledger", "postgresql+psycopg://sync:S3cretPw@db/ledger",
+            "--notify", "https://hooks.example.com/services/T0/B0/XoXoSecretToken"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    from pipelines.ledger import Ledger
+
+    Ledger.connect(ledger).close()
+    result = CliRunner(env={"NYMBLE_SYNC_HOME": str(tmp_path)}).invoke(
+        main, ["runs", "--ledger", ledger]
+    )
+    assert result.exit_code == 70, result.output
+    [report] = (tmp_path / "crash").iterdir()
+    text = report.read_text()
+    assert "RuntimeError: a bug" in text
+    assert "S3cretPw" not in text and "XoXoSecretToken" not in text

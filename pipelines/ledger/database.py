@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.drivers import extra_advice
-from pipelines.errors import LedgerError
+from pipelines.errors import LedgerError, NoLedger
 
 __all__ = [
     "SUPPORTED_DIALECTS",
@@ -184,7 +184,7 @@ def _driver_advice(url: sa.URL, exc: Exception) -> str:
 def _sqlite_engine(url: sa.URL, create: bool) -> sa.Engine:
     path = sqlite_file(url)
     if path is not None and not create and not path.exists():
-        raise LedgerError(
+        raise NoLedger(
             f"run ledger at {display_url(url)}: the file does not exist, so no run has been "
             "recorded there (is this the directory, NYMBLE_SYNC_HOME or ledger URL the runs use?)"
         )

@@ -47,12 +47,18 @@ class HeldRecord:
     last_held_at: datetime
     runs: int
     last_run_id: int | None
+    given_up_at: datetime | None = None  # the hold policy gave up: no longer waited for
+
+    @property
+    def waiting(self) -> bool:
+        return self.given_up_at is None
 
 
 def held_records(
     ledger: Ledger, *, job: str | None = None, target_id: str | None = None
 ) -> list[HeldRecord]:
-    """Held records, oldest first; of one job and target when given."""
+    """Held records (waiting, or given up by the job's hold policy), oldest first; of one job
+    and target when given."""
     stmt = sa.select(held).order_by(held.c.first_held_at, held.c.external_id)
     if job is not None:
         stmt = stmt.where(held.c.job == job)
@@ -71,41 +77,50 @@ def record_held(
     target_id: str,
     run_id: int,
     waiting: Iterable[Waiting],
+    given_up: Iterable[Waiting],
     read: np.ndarray,
 ) -> None:
     """After a run that read ``read`` (key hashes): the records it held are held one run
-    more (or from now); those it read and did not hold are no longer held (sent, unchanged,
-    given up or rejected for another reason). Records it did not read stay as they were."""
+    more (or from now); those it gave up on are marked so, and stay given up when read
+    again; those it read and neither held nor gave up on are no longer held (sent,
+    unchanged or rejected for another reason). Records it did not read stay as they were."""
     now = datetime.now(UTC)
     waiting = {w.key_hash: w for w in waiting}
+    given_up = {w.key_hash for w in given_up}
     scope = (held.c.job == job) & (held.c.target_id == target_id)
     with ledger._begin() as conn:
         # A job holds few records (they wait for a reference), so all of them are read.
-        before = {
-            int(k): int(n)
-            for k, n in conn.execute(sa.select(held.c.key_hash, held.c.runs).where(scope))
-        }
+        query = sa.select(held.c.key_hash, held.c.runs).where(scope)
+        before = {int(k): int(n) for k, n in conn.execute(query)}
         read_held = np.intersect1d(np.asarray(read, np.int64), np.fromiter(before, np.int64))
-        gone = [int(k) for k in read_held if int(k) not in waiting]
+        gone = [int(k) for k in read_held if int(k) not in waiting and int(k) not in given_up]
         for lo in range(0, len(gone), _IN_CHUNK):
+            part = gone[lo : lo + _IN_CHUNK]
+            conn.execute(sa.delete(held).where(scope, held.c.key_hash.in_(part)))
+        mark = sorted(k for k in given_up if k in before)
+        for lo in range(0, len(mark), _IN_CHUNK):
+            part = mark[lo : lo + _IN_CHUNK]
             conn.execute(
-                sa.delete(held).where(scope, held.c.key_hash.in_(gone[lo : lo + _IN_CHUNK]))
+                sa.update(held)
+                .where(scope, held.c.key_hash.in_(part), held.c.given_up_at.is_(None))
+                .values(given_up_at=now, last_run_id=run_id)
             )
         for key, w in waiting.items():
-            values = {
-                "external_id": w.external_id[:255],
-                "rule": w.rule,
-                "value": None if w.value is None else str(w.value)[:1024],
-                "watermark": w.watermark,
-                "last_held_at": now,
-                "last_run_id": run_id,
-            }
-            if key in before:
-                conn.execute(
-                    sa.update(held)
-                    .where(scope, held.c.key_hash == key)
-                    .values(**values, runs=held.c.runs + 1)
-                )
-            else:
-                row = {"job": job, "target_id": target_id, "key_hash": key, "first_held_at": now}
-                conn.execute(sa.insert(held).values(**row, **values, runs=1))
+            _hold(conn, scope, job, target_id, run_id, w, now, known=key in before)
+
+
+def _hold(conn, scope, job, target_id, run_id, w: Waiting, now: datetime, *, known: bool):
+    values = {
+        "external_id": w.external_id[:255],
+        "rule": w.rule,
+        "value": None if w.value is None else str(w.value)[:1024],
+        "watermark": w.watermark,
+        "last_held_at": now,
+        "last_run_id": run_id,
+    }
+    if known:
+        stmt = sa.update(held).where(scope, held.c.key_hash == w.key_hash)
+        conn.execute(stmt.values(**values, runs=held.c.runs + 1))
+    else:
+        row = {"job": job, "target_id": target_id, "key_hash": w.key_hash, "first_held_at": now}
+        conn.execute(sa.insert(held).values(**row, **values, runs=1))

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
-from pipelines.errors import LedgerError
+from pipelines.errors import LedgerError, NoLedger
 from pipelines.ledger.bulk import DriverStatements
 from pipelines.ledger.compaction import compact_scope
 from pipelines.ledger.database import (
@@ -145,7 +145,7 @@ class Ledger:
             query = sa.select(meta.c.value).where(meta.c.name == "schema_version")
             found = conn.scalar(query)
         if found is None:
-            raise LedgerError(
+            raise NoLedger(
                 f"run ledger at {self.url_for_display}: there is no ledger in this database, "
                 "so no run has been recorded there (is this the directory, NYMBLE_SYNC_HOME "
                 "or ledger URL the runs use?)"

@@ -180,6 +180,8 @@ held = sa.Table(
     sa.Column("last_held_at", UTCDateTime(), nullable=False),
     sa.Column("runs", sa.Integer(), nullable=False),
     sa.Column("last_run_id", sa.BigInteger()),
+    # Set once the job's hold policy gave up on it: read again, it is not held again.
+    sa.Column("given_up_at", UTCDateTime()),
 )
 
 

@@ -214,7 +214,8 @@ def show_run(ledger: Ledger, run_id: int) -> RunDetail:
             f"run ledger at {ledger.url_for_display} has no run {run_id}: "
             "`nymble-sync runs` lists the recorded ones"
         )
-    held = [h for h in held_records(ledger, job=run.job) if h.last_run_id == run_id]
+    held = held_records(ledger, job=run.job)
+    held = [h for h in held if h.last_run_id == run_id and h.waiting]
     return RunDetail(run, [BatchLine.of(b) for b in ledger.run_batches(run_id)], held)
 
 

@@ -86,7 +86,7 @@ class Gatekeeper:
 
     def _release(self) -> list[Pending]:
         self._released_once = True
-        flagged = self._run_expectations()
+        flagged, failed = self._run_expectations()
         held, self._held = self._held, []
         self._window_start = self.summary.rows_read
         if flagged.size:
@@ -95,6 +95,8 @@ class Gatekeeper:
             was_unchanged = flagged.size - (before - sum(len(p) for p in held))
             self.summary.rejected += int(flagged.size)
             self.summary.unchanged -= int(was_unchanged)
+        self._held = held  # until the gates pass: a run that stops counts them as skipped
+        self._enforce(failed)  # after the counts: the rows flagged are rejected either way
         results = evaluate_gates(
             rows_read=self.summary.rows_read,
             rejected=self.summary.rejected - self.summary.held - self.summary.given_up,
@@ -103,11 +105,14 @@ class Gatekeeper:
             overrides=self.overrides,
         )
         self._enforce([r for r in results if r.name == "reject_rate"])
+        self._held = []
         return [p for p in held if len(p)]
 
-    def _run_expectations(self) -> np.ndarray:
+    def _run_expectations(self) -> tuple[np.ndarray, list[GateResult]]:
+        """The rows the suite flags, and its failed results (enforced by the caller once the
+        flagged rows are counted)."""
         if not self.expectations or not self._frames:
-            return np.empty(0, np.int64)
+            return np.empty(0, np.int64), []
         frame = pa.concat_tables(self._frames, promote_options="default").to_pandas()
         self._frames = []
         suite = run_suite(frame, self.expectations)
@@ -135,8 +140,7 @@ class Gatekeeper:
                         "expectations" in self.overrides,
                     )
                 )
-        self._enforce(results)
-        return np.unique(np.concatenate(flagged)) if flagged else np.empty(0, np.int64)
+        return (np.unique(np.concatenate(flagged)) if flagged else np.empty(0, np.int64)), results
 
     def _reject_rows(self, outcome, frame) -> None:
         column = outcome.spec.column

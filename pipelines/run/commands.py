@@ -4,6 +4,7 @@ job file, builds what the run talks to, runs the engine, cleans up."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from pipelines.entities import EntityRun, RunContext, entity_plugin
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, NoLedger
 from pipelines.extract.feed import SourceOpener
 from pipelines.extract.sql import SqlSourceConfig, make_engine, resolve_url
 from pipelines.jobs.job_file import load_job
@@ -78,7 +79,7 @@ def sync(settings: SyncSettings) -> RunSummary:
 def plan(settings: PlanSettings) -> Plan:
     """What ``sync`` would do now, writing nothing to the API or the ledger."""
     job = load_job(settings.job_path)
-    with _context(settings, job) as (er, ctx, start):
+    with _context(settings, job, writes=False) as (er, ctx, start):
         return plan_job(
             er, ctx, start=start, against_api=settings.against_api, sample=settings.sample
         )
@@ -87,13 +88,13 @@ def plan(settings: PlanSettings) -> Plan:
 def validate(settings: SyncSettings) -> ValidationReport:
     """Read, map and check a feed; judge the gates; send nothing, record no run."""
     job = load_job(settings.job_path)
-    with _context(settings, job) as (er, ctx, start):
+    with _context(settings, job, writes=False) as (er, ctx, start):
         return validate_job(er, ctx, start=start)
 
 
 @contextmanager
 def _context(
-    settings: SyncSettings, job: JobBase
+    settings: SyncSettings, job: JobBase, *, writes: bool = True
 ) -> Iterator[tuple[EntityRun, RunContext, str | None]]:
     """The job's entity half bound to what it talks to: ledger, target, HTTP client and one
     database engine per ``url_env`` of its SQL sources; all closed on the way out."""
@@ -103,7 +104,8 @@ def _context(
             f"({job.source.query}); change the query or its params instead"
         )
     with ExitStack() as stack:
-        ledger = Ledger.connect(settings.ledger_url or default_ledger_url(settings.state_dir))
+        url = settings.ledger_url or default_ledger_url(settings.state_dir)
+        ledger = Ledger.connect(url) if writes else _reading(url, stack)
         stack.callback(ledger.close)
         target = stack.enter_context(
             open_target(
@@ -122,6 +124,16 @@ def _context(
         )
         ctx = RunContext(job, target, ledger, client, options, opener)
         yield entity_plugin(job.entity).bind(job, ctx), ctx, start
+
+
+def _reading(url: str, stack: ExitStack) -> Ledger:
+    """The ledger for a command that only reads (``plan``, ``validate``), opened so that it
+    cannot be written; where none exists yet, an empty one in a temporary directory."""
+    try:
+        return Ledger.connect(url, create=False)
+    except NoLedger:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nymble-plan-")))
+        return Ledger.connect(default_ledger_url(folder))
 
 
 def _engines(job: JobBase, environ: Mapping[str, str], stack: ExitStack) -> dict[str, sa.Engine]:

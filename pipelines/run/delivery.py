@@ -110,11 +110,12 @@ class Delivery:
     ):
         self.scope, self.stop_request = scope, stop
         self.batcher = Batcher(max_items, max_bytes)
-        self.dispatcher = Dispatcher(sender, sender.pacer.max_in_flight, self._record)
+        self.dispatcher = Dispatcher(sender, sender.pacer.max_in_flight, self._record, stop)
         self._queue: deque[Batch] = deque()
         self.deactivating = False  # batches now carry deactivations, not feed records
         self.deactivate_failed = 0
         self._unreachable = 0  # batches in a row that failed whole after every retry
+        self._stopping = False
 
     def send(self, released: Iterable[Pending]) -> None:
         for pending in released:
@@ -130,6 +131,7 @@ class Delivery:
     def stop(self, grace_s: float) -> None:
         """Account for every record that will not be sent in this run (the next run will);
         requests in flight get ``grace_s`` to land."""
+        self._stopping = True  # what lands now is recorded, and raises nothing more
         unsent = [*self.dispatcher.abandon(grace_s), *self._queue, *self.batcher.flush()]
         count = sum(len(b.records) for b in unsent)
         if self.deactivating:
@@ -198,6 +200,8 @@ class Delivery:
             error="; ".join(result.errors) or None,
         )
         scope.rejects.write(self._api_reject(rec, i, result.outcomes[i].message) for i in failed)
+        if self._stopping:
+            return
         scope.beat()  # sending the last window can take long after the last chunk was read
         self._give_up_when_unreachable(result, len(failed) == len(statuses))
 

@@ -80,7 +80,7 @@ def write_crash_report(
     text = "".join(traceback.format_exception(exc))
     lines = [
         f"nymble-sync crash report, {stamp}",
-        f"command: {command}",
+        f"command: {scrub(command, environ)}",
         f"python {sys.version.split()[0]} on {platform.platform()}",
         "",
         scrub(text, environ),

@@ -42,6 +42,11 @@ class StopRequest:
         on the main thread that was not already."""
         self._event.set()
 
+    def rearm(self) -> None:
+        """After a run: a halt is forgotten (the next run may go), a signal is not."""
+        if self.signum is None:
+            self._event.clear()
+
     def check(self) -> None:
         """Raise ``Interrupted`` once a stop was asked for."""
         if self.requested:

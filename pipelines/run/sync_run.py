@@ -66,12 +66,12 @@ def run_job(er: EntityRun, ctx: RunContext, start: str | None = None) -> RunSumm
     run = _Run(er, ctx, summary)
     try:
         run.execute()
+        er.after_run(summary.run_id, run.admission)
+        store_watermark(job, ctx.ledger, ctx.target.id, run.feed, summary, er.hold_back())
     except BaseException as exc:
         if summary.run_id is not None:  # a run was recorded: its counts say what it did
             exc.summary = summary  # for the JSON summary, alerts and metrics
         raise
-    er.after_run(summary.run_id, run.admission)
-    store_watermark(job, ctx.ledger, ctx.target.id, run.feed, summary, er.hold_back())
     return summary
 
 
@@ -114,12 +114,21 @@ class _Run:
             self.summary.notes.append(_stop_note(exc))
             self.stop.halt()  # retries in the sending threads give up their backoff
             self.delivery.stop(self.stop.grace_s)
+            self._skip_unsettled()
             raise
         finally:
             if self.admission is not None:
                 self.summary.notes.extend(self.er.notes(self.admission))
             self.delivery.close()
             self.scope.finish()
+            self.stop.rearm()  # an options.stop shared by runs is ready for the next one
+
+    def _skip_unsettled(self) -> None:
+        """Rows read but in no bucket when the run stopped (held for the quality gates, or
+        admitted a moment before the stop) were not sent: skipped, for the next run."""
+        s = self.summary
+        settled = s.rejected + s.unchanged + s.created + s.updated + s.failed + s.skipped
+        s.skipped += max(0, s.rows_read - settled)
 
     def _mirror(self):
         """Mirror mode's deactivations, decided before anything is sent: the cap must hold

@@ -72,6 +72,7 @@ class OrdersRun(EntityRun):
             target_id=ctx.target.id,
             run_id=run_id,
             waiting=self.references.waiting,
+            given_up=self.references.gave_up,
             read=admission.feed_keys(),
         )
 
@@ -127,13 +128,17 @@ class OrdersRun(EntityRun):
         )
 
     def _expired(self) -> np.ndarray:
-        """Key hashes of the orders held past the job's hold policy."""
+        """Key hashes of the orders held past the job's hold policy, or given up before:
+        read again (an overlap, ``--full``), they are not waited for again."""
         policy = self.job.hold
-        if policy is None:
-            return np.empty(0, np.int64)
-        now = datetime.now(UTC)
         held = held_records(self.ctx.ledger, job=self.job.job, target_id=self.ctx.target.id)
-        keys = [h.key_hash for h in held if policy.expired(h.runs, h.first_held_at, now)]
+        now = datetime.now(UTC)
+        keys = [
+            h.key_hash
+            for h in held
+            if not h.waiting
+            or (policy is not None and policy.expired(h.runs, h.first_held_at, now))
+        ]
         return np.array(keys, np.int64)
 
 

@@ -120,6 +120,7 @@ class References:
         self.policy = policy  # the policy, as the job file says it, for the reject message
         self.hold_back = None  # lowest watermark value of an order waiting for a reference
         self.waiting: list[Waiting] = []  # every order held back in this run
+        self.gave_up: list[Waiting] = []  # every order this run gave up waiting for
 
     def failures(self, p: Prepared, ok: np.ndarray) -> tuple[list[Failure], list[Failure]]:
         """Orders among ``ok`` whose customer, or else one of whose SKUs, is unknown: those
@@ -136,7 +137,8 @@ class References:
             if found.mask.any():
                 waiting.append(found)
         self._hold(p.chunk.table, waiting)
-        self._remember(p, waiting)
+        self._remember(p, waiting, self.waiting)
+        self._remember(p, given_up, self.gave_up)
         return waiting, given_up
 
     def _given_up(self, found: Failure, mask: np.ndarray) -> Failure:
@@ -148,19 +150,20 @@ class References:
         )
         return Failure(mask, found.column, found.values, "gave_up_waiting", message)
 
-    def _remember(self, p: Prepared, waiting: list[Failure]) -> None:
-        """The orders held back, for the ledger (few: they wait for a reference)."""
+    def _remember(self, p: Prepared, failures: list[Failure], into: list[Waiting]) -> None:
+        """The orders held back or given up on, for the ledger (few: they wait for a
+        reference)."""
         stamps = None
-        if self.watermark_column is not None and waiting:
+        if self.watermark_column is not None and failures:
             stamps = p.chunk.table.column(self.watermark_column).combine_chunks()
-        for failure in waiting:
+        for failure in failures:
             rows = np.flatnonzero(failure.mask)
             at = pa.array(rows)
             ids, keys = p.ids.take(at).to_pylist(), p.keys[rows]
             values = failure.values.take(at).to_pylist() if failure.values is not None else None
             marks = stamps.take(at).to_pylist() if stamps is not None else None
             for i in range(len(rows)):
-                self.waiting.append(
+                into.append(
                     Waiting(
                         int(keys[i]),
                         ids[i],
