@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from pipelines.transform.rejects import Reject
 
-__all__ = ["Chunk", "coalesce", "join"]
+__all__ = ["Chunk", "coalesce", "empty_table", "join"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,10 @@ def join(group: list[Chunk]) -> Chunk:
         group[0].source,
         tuple(chain.from_iterable(c.rejects for c in group)),
     )
+
+
+def empty_table(columns: Iterable[str], **typed: pa.Array) -> pa.Table:
+    """A table of no rows: ``columns`` as text, as a source gives them, plus ``typed``. What
+    a mapper makes of it is the schema of the records it makes (what the org holds is
+    projected onto it)."""
+    return pa.table({**{name: pa.array([], pa.string()) for name in columns}, **typed})

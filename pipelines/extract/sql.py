@@ -63,6 +63,7 @@ import sqlalchemy as sa
 from pipelines.drivers import extra_advice
 from pipelines.errors import ConfigError, SourceError
 from pipelines.extract.chunks import Chunk
+from pipelines.redact import scrub
 
 __all__ = ["SqlRead", "SqlSourceConfig", "make_engine", "read_sql", "resolve_url", "sql_columns"]
 
@@ -73,8 +74,6 @@ _CONNECT_TIMEOUT_S = 15
 # An unbuffered MariaDB read pauses while the pipeline maps and posts a chunk; the server drops
 # a client that has not taken rows for net_write_timeout (60 s by default).
 _MYSQL_NET_WRITE_TIMEOUT_S = 3600
-# user:password@ inside any URL-looking text, e.g. a driver message quoting its DSN.
-_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
 # Comments go before binding: a :name inside one would be counted as a parameter. Quoted strings
 # and identifiers (group 1) are kept as they are, so '--' or '/*' inside them survive.
 _COMMENTS = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`)|--[^\n]*|/\*.*?\*/""", re.DOTALL)
@@ -462,6 +461,6 @@ def _reason(exc: BaseException, url: sa.URL | None) -> str:
     # statement and its parameters, which are long and may hold record data.
     origin = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
     text = (str(origin).strip().splitlines() or [type(origin).__name__])[0].rstrip(".")
-    text = _CREDENTIALS.sub(r"\1***@", text)
+    text = scrub(text, {})  # any URL's password the driver quoted
     password = url.password if url is not None else None
     return text.replace(str(password), "***") if password else text

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 
 from pipelines.drivers import extra_advice
 from pipelines.errors import LedgerError, NoLedger
+from pipelines.redact import scrub
 
 __all__ = [
     "SUPPORTED_DIALECTS",
@@ -32,8 +32,6 @@ __all__ = [
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 
-# user:password@ inside any URL-looking text, e.g. a driver message quoting its DSN.
-_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@", re.IGNORECASE)
 _SQLITE_BUSY_MS = 30_000
 _NOT_A_URL = "not a valid database URL (expected e.g. sqlite:///path/to/ledger.db)"
 _LEDGER_SCHEMES = "sqlite:///path/to/ledger.db, postgresql+psycopg:// or mysql+pymysql://"
@@ -99,7 +97,7 @@ def _reason(exc: Exception, secret: str | None) -> str:
     # statement and its parameters, which are long and may hold record data.
     source = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
     text = (str(source).strip().splitlines() or [type(source).__name__])[0]
-    text = _CREDENTIALS.sub(r"\1***@", text)
+    text = scrub(text, {})  # any URL's password the driver quoted
     return text.replace(secret, "***") if secret else text
 
 

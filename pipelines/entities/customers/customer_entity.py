@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
-import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState
 from pipelines.contract import API_PATHS, PUT_ENDPOINTS
@@ -15,7 +14,7 @@ from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
 from pipelines.entities.customers.customer_checks import check_customers
 from pipelines.entities.customers.customer_job import CustomersJob, parse_customers_job
 from pipelines.entities.customers.customer_mapping import map_customers
-from pipelines.extract.chunks import Chunk
+from pipelines.extract.chunks import Chunk, empty_table
 from pipelines.load.api_reader import ApiReader
 from pipelines.load.pacing import Pacer
 from pipelines.load.put_each import PutEach
@@ -55,7 +54,7 @@ class CustomersRun(EntityRun):
     def _projection(self) -> Projection:
         """Customers as this job maps them: the schema of an empty chunk, mapped."""
         used = set(self.job.source_columns_used().values())
-        empty = pa.table({name: pa.array([], pa.string()) for name in used})
+        empty = empty_table(used)
         mapped, _ = map_customers(Chunk(empty, np.empty(0, np.int64), ""), self.job)
         return Projection(mapped.schema, key="customerNumber")
 

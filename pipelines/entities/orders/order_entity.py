@@ -25,7 +25,7 @@ from pipelines.entities.orders.references import (
     product_skus,
     products_keyed_by_sku,
 )
-from pipelines.extract.chunks import Chunk
+from pipelines.extract.chunks import Chunk, empty_table
 from pipelines.extract.feed import Feed
 from pipelines.jobs.specs import spec_column
 from pipelines.ledger.held_records import held_records, record_held
@@ -101,8 +101,7 @@ class OrdersRun(EntityRun):
         job = self.job
         used = set(job.source_columns_used().values())
         line = pa.struct([pa.field(c, pa.string()) for c in job.items.columns().values()])
-        columns = {name: pa.array([], pa.string()) for name in used}
-        empty = pa.table({**columns, ITEMS: pa.array([], pa.list_(line))})
+        empty = empty_table(used, **{ITEMS: pa.array([], pa.list_(line))})
         mapped, _ = map_orders(OrderChunk(empty, np.empty(0, np.int64), ""), job)
         return Projection(mapped.schema)
 

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import orjson
-import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState
 from pipelines.admit.memo import MemoFile, RowFingerprints, code_digest, file_digest
@@ -19,7 +18,7 @@ from pipelines.entities.products.product_job import ProductsJob, parse_products_
 from pipelines.entities.products.product_mapping import map_products
 from pipelines.entities.products.product_prepare import Recall, prepare_products
 from pipelines.errors import JobFileError, Problem
-from pipelines.extract.chunks import Chunk, coalesce
+from pipelines.extract.chunks import Chunk, coalesce, empty_table
 from pipelines.extract.feed import Feed, SourceOpener
 from pipelines.jobs.specs import SqlSource, spec_column
 from pipelines.load.api_reader import ApiReader
@@ -104,7 +103,7 @@ class ProductsRun(EntityRun):
     def _projection(self) -> Projection:
         """Products as this job maps them: the schema of an empty chunk, mapped."""
         used = set(self.job.source_columns_used().values())
-        empty = pa.table({name: pa.array([], pa.string()) for name in used})
+        empty = empty_table(used)
         mapped, _ = map_products(Chunk(empty, np.empty(0, np.int64), ""), self.job, self.index)
         return Projection(mapped.schema)
 
