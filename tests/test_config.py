@@ -50,7 +50,7 @@ def test_every_mistake_is_reported_at_once_with_key_and_fix(tmp_path):
     text = str(err.value)
     assert str(tmp_path / "job.yml") in text
     assert "fields.skuu: is not a Nymble product field (did you mean 'sku'?)" in text
-    assert "source: source type 'xls' is not supported: use 'csv', 'parquet' or 'sql'" in text
+    assert "source type 'xls' is not supported: use 'csv', 'parquet', 'sql' or 'xlsx'" in text
     assert "prices.1.atQuantity" in text
     assert "colour: is not a known key" in text
     assert "fields.sku: is required: every product needs a SKU" in text
@@ -92,3 +92,34 @@ def test_a_partial_batch_keeps_the_entity_defaults(tmp_path):
     assert (job.batch.max_items, job.batch.concurrency) == (50, 8)
     path.write_text(re.sub(r"(?m)^batch:.*$", "batch: {max_items: 10}", spec))
     assert load_job(path).batch.max_items == 10
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            "{type: csv, path: p.csv, encoding: utf8x}",
+            "source.encoding: encoding 'utf8x' is not known; use auto",
+        ),
+        (
+            "{type: csv, path: p.csv, delimiter: ';;'}",
+            "source.delimiter: delimiter ';;' is not one ASCII character; use e.g. ',', ';'",
+        ),
+        (
+            "{type: xlsx, path: p.xlsx, sheet: 0}",
+            "source.sheet: sheet 0 is not a position: positions count from 1",
+        ),
+        ("{type: tsv, path: p.tsv}", "source type 'tsv' is not supported: use 'csv', 'parquet'"),
+    ],
+)
+def test_a_bad_source_option_repeats_the_value_and_what_is_supported(tmp_path, source, expected):
+    with pytest.raises(JobFileError) as err:
+        load_job(write(tmp_path, GOOD.replace("{type: csv, path: products.csv}", source)))
+    assert expected in str(err.value)
+    assert "Value error" not in str(err.value)  # pydantic's prefix says nothing to a user
+
+
+@pytest.mark.parametrize(("given", "meant"), [("tab", "\t"), (";", ";"), ("pipe", "|")])
+def test_a_delimiter_may_be_named(tmp_path, given, meant):
+    text = GOOD.replace("path: products.csv}", f"path: products.csv, delimiter: '{given}'}}")
+    assert load_job(write(tmp_path, text)).source.delimiter == meant

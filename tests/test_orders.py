@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pytest
+import yaml
 from orders_helpers import (
     ERP,
     ORDERS_CSV,
@@ -349,6 +350,30 @@ def test_day_month_dates_without_a_format_are_a_configuration_error(emulator, tm
     job = edited_job(tmp_path, ORDERS_CSV, fields__orderDate="order_date")
     with pytest.raises(JobFileError, match="fields.orderDate: column 'order_date'.*both MM/DD"):
         run_entity(job, emulator, tmp_path)
+
+
+def test_a_date_mapped_without_a_time_zone_is_reported_before_reading(tmp_path):
+    """Naive ERP timestamps taken as UTC without a word would move every order by hours."""
+    spec = yaml.safe_load(ORDERS_CSV.read_text())
+    del spec["timezone"]
+    job = tmp_path / "no_zone.yml"
+    job.write_text(yaml.safe_dump(spec))
+    with pytest.raises(JobFileError) as caught:
+        load_entity_job(job)
+    text = str(caught.value)
+    assert "fields.orderDate: maps a date but the job names no time zone" in text
+    assert "column 'order_date'" in text and "timezone: <IANA zone>" in text
+
+    spec["fields"]["orderDate"]["timezone"] = "Europe/Berlin"  # a zone on the field is enough
+    job.write_text(yaml.safe_dump(spec))
+    assert load_entity_job(job).fields["orderDate"].timezone == "Europe/Berlin"
+
+
+def test_a_date_format_without_directives_repeats_it_and_shows_how(tmp_path):
+    date = {"column": "order_date", "format": "DD.MM.YYYY"}
+    job = edited_job(tmp_path, ORDERS_CSV, fields__orderDate=date)
+    with pytest.raises(JobFileError, match=r"format 'DD.MM.YYYY' has no strptime directive.*%d"):
+        load_entity_job(job)
 
 
 def test_job_file_mistakes_are_reported_at_once(tmp_path):

@@ -101,7 +101,7 @@ class RowFingerprints:
         self.columns = sorted(set(job.source_columns_used().values()))
         shape = job.model_dump(  # where the price list lies is not what it says
             mode="json",
-            include={"entity", "key", "fields", "prices", "price_list", "attributes"},
+            include={"entity", "key", "fields", "prices", "price_list", "attributes", "number"},
             exclude={"price_list": {"source": {"path"}}},
         )
         seed = orjson.dumps(

@@ -109,6 +109,8 @@ def problem_from(error: dict[str, Any]) -> Problem:
         return Problem(
             key, f"source type {given!r} is not supported: use {', '.join(others)} or {last}"
         )
+    if kind == "value_error":  # our validators' own sentences, without pydantic's prefix
+        return Problem(key, str((error.get("ctx") or {}).get("error", error["msg"])))
     return Problem(key, error["msg"])
 
 

@@ -7,6 +7,7 @@ problem reporting are in :mod:`pipelines.jobs.job_file`.
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -26,16 +27,19 @@ __all__ = [
     "FieldSpec",
     "FileSource",
     "JobBase",
+    "NumberFormat",
+    "NumberStyle",
     "ParquetSource",
     "SourceSpec",
     "SpecModel",
     "SqlSource",
     "WatermarkSpec",
+    "XlsxSource",
     "parse_duration",
     "spec_column",
 ]
 
-SOURCE_TYPES = ("csv", "parquet", "sql")
+SOURCE_TYPES = ("csv", "parquet", "sql", "xlsx")
 # How a field's text is parsed and sent (orders and customers; products type theirs by contract).
 FieldKind = Literal["string", "money", "integer", "boolean", "datetime"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
@@ -53,10 +57,40 @@ class CsvSource(SpecModel):
     type: Literal["csv"]
     path: Path
     encoding: str = "auto"
-    delimiter: str = Field(",", min_length=1, max_length=1)
+    delimiter: str = ","
     # Left out of dumps: like the path, which file is read says nothing of what it holds, and
     # the source-row memo seeds on a dump of the price list (a new key must not reset memos).
     pick: Literal["name", "mtime"] = Field("name", exclude=True)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"encoding {value!r} is not known; use auto (byte order mark, else UTF-8, "
+                "else cp1252) or a Python codec name such as utf-8, cp1252, latin-1, utf-16"
+            ) from None
+        return value
+
+    @field_validator("delimiter", mode="before")
+    @classmethod
+    def _one_character(cls, value: Any) -> Any:
+        named = _DELIMITER_NAMES.get(str(value).lower()) if isinstance(value, str) else None
+        if named is not None:
+            return named
+        if not isinstance(value, str) or len(value) != 1 or not value.isascii():
+            raise ValueError(
+                f"delimiter {value!r} is not one ASCII character; use e.g. ',', ';', '|' or tab"
+            )
+        return value
+
+
+# Names people write for the usual delimiters (a YAML tab is easy to get wrong).
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
 class ParquetSource(SpecModel):
@@ -65,6 +99,29 @@ class ParquetSource(SpecModel):
     type: Literal["parquet"]
     path: Path
     pick: Literal["name", "mtime"] = Field("name", exclude=True)  # see CsvSource
+
+
+class XlsxSource(SpecModel):
+    """A sheet of an Excel workbook (.xlsx, .xlsm): ``sheet`` is its name or its position
+    counting from 1 (default: the first); ``header_row`` is the row, as Excel numbers it,
+    that holds the column names (rows above it are skipped). ``path`` and ``pick`` as for
+    :class:`CsvSource`."""
+
+    type: Literal["xlsx"]
+    path: Path
+    sheet: str | int = 1
+    header_row: int = Field(1, ge=1)
+    pick: Literal["name", "mtime"] = Field("name", exclude=True)  # see CsvSource
+
+    @field_validator("sheet")
+    @classmethod
+    def _sheet_position(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(
+                f"sheet {value} is not a position: positions count from 1 (the first sheet "
+                "is 1); or give the sheet's name"
+            )
+        return value
 
 
 class SqlSource(SpecModel):
@@ -77,8 +134,10 @@ class SqlSource(SpecModel):
     chunk_rows: int = Field(10_000, ge=1)  # ~40k order lines: memory stays flat, Arrow still pays
 
 
-FileSource = Annotated[CsvSource | ParquetSource, Field(discriminator="type")]
-SourceSpec = Annotated[CsvSource | ParquetSource | SqlSource, Field(discriminator="type")]
+FileSource = Annotated[CsvSource | ParquetSource | XlsxSource, Field(discriminator="type")]
+SourceSpec = Annotated[
+    CsvSource | ParquetSource | SqlSource | XlsxSource, Field(discriminator="type")
+]
 
 
 class Constant(SpecModel):
@@ -129,6 +188,35 @@ class BatchSettings(SpecModel):
     timeout_s: float = Field(60.0, gt=0)
 
 
+class NumberStyle(SpecModel):
+    """How numbers are written in text columns: ``decimal`` mark, ``thousands`` separator
+    (``""``: none accepted), the ``currency`` whose sign and code may stand before or after
+    a number (stripped; another currency's sign is rejected), and whether a trailing ``%``
+    divides by 100. The default is what the API writes: ``1234.5``."""
+
+    decimal: Literal[".", ","] = "."
+    thousands: Literal["", ",", ".", " ", "'", "\u00a0", "\u202f"] = ""
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    percent: bool = False
+
+    @field_validator("thousands", mode="after")
+    @classmethod
+    def _differs_from_decimal(cls, value: str, info: Any) -> str:
+        if value and value == info.data.get("decimal"):
+            raise ValueError(f"thousands separator {value!r} is also the decimal mark")
+        return value
+
+
+class NumberFormat(NumberStyle):
+    """``number:`` in a job: the style of every number column, with ``columns`` naming the
+    source columns written another way (``columns: {Gewicht: {decimal: "."}}``)."""
+
+    columns: dict[str, NumberStyle] = {}
+
+    def for_column(self, column: str) -> NumberStyle:
+        return self.columns.get(column, self)
+
+
 class WatermarkSpec(SpecModel):
     """Incremental reads: the next run reads from the last stored watermark minus ``overlap``."""
 
@@ -165,6 +253,7 @@ class JobBase(SpecModel):
     batch: BatchSettings = BatchSettings()
     gates: GateSettings = GateSettings()
     expectations: tuple[ExpectationSpec, ...] = ()
+    number: NumberFormat = NumberFormat()
     # The entity's own batch defaults (orders: 50 a call), kept when a job file's ``batch:``
     # names only some keys.
     BATCH_DEFAULTS: ClassVar[dict[str, Any]] = {}

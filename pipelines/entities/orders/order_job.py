@@ -2,7 +2,7 @@
 (``items.source``), or one denormalized row per line (no ``items.source``); ``fields`` maps
 header columns to the API's order fields, dotted names building the nested objects
 (``customer.customerNumber``). Money is exact to ``money_scale`` decimals; naive dates are in
-``timezone``.
+``timezone``, which a job mapping a date must state: a guessed zone moves every order by hours.
 """
 
 from __future__ import annotations
@@ -96,6 +96,16 @@ class DateColumn(SpecModel):
     def _known_zone(cls, value: str | None) -> str | None:
         return None if value is None else check_timezone(value)
 
+    @field_validator("format")
+    @classmethod
+    def _strptime_format(cls, value: str | None) -> str | None:
+        if value is not None and "%" not in value:
+            raise ValueError(
+                f"format {value!r} has no strptime directive; write it as e.g. '%d.%m.%Y %H:%M' "
+                "(%d day, %m month, %Y year, %H:%M hours and minutes)"
+            )
+        return value
+
 
 def _order_spec_kind(raw: Any) -> str | None:
     if isinstance(raw, str):
@@ -179,7 +189,7 @@ class OrdersJob(JobBase):
     entity: Literal["orders"] = "orders"
     fields: dict[str, OrderFieldSpec]
     items: ItemsSpec
-    timezone: str = "UTC"
+    timezone: str | None = None  # required when a date has no zone of its own (_zone_problems)
     money_scale: int = Field(4, ge=0, le=18)  # decimals carried; more is rejected, never rounded
     references: ReferenceSettings = ReferenceSettings()
     hold: HoldPolicy | None = None  # orders waiting for a reference: how long they may wait
@@ -189,8 +199,8 @@ class OrdersJob(JobBase):
 
     @field_validator("timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
-        return check_timezone(value)
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
 
     @property
     def line_key(self) -> str:
@@ -208,7 +218,8 @@ class OrdersJob(JobBase):
 def parse_orders_job(raw: dict[str, Any], path: Path) -> OrdersJob:
     fields = raw.get("fields")
     record_fields = {"externalId", *(f.split(".")[0] for f in fields or {}), "items"}
-    return parse_job(OrdersJob, raw, path, _problems(fields), record_fields)
+    problems = _problems(fields) + _zone_problems(fields, raw.get("timezone"))
+    return parse_job(OrdersJob, raw, path, problems, record_fields)
 
 
 def check_timezone(name: str) -> str:
@@ -244,6 +255,28 @@ def _problems(fields: Any) -> list[Problem]:
             )
         )
     return problems
+
+
+def _zone_problems(fields: Any, timezone: Any) -> list[Problem]:
+    """A date mapped with no zone is a problem before anything is read: naive ERP timestamps
+    (MariaDB DATETIME, CSV text) would otherwise be taken as UTC without a word, and an order
+    placed at 01:30 in Berlin would arrive an hour or two off. Values that carry an offset are
+    converted exactly whatever the zone says."""
+    if timezone is not None or not isinstance(fields, dict):
+        return []
+    return [
+        Problem(
+            f"fields.{name}",
+            f"maps a date but the job names no time zone for its naive values (column "
+            f"{spec if isinstance(spec, str) else spec.get('column')!r})",
+            "add 'timezone: <IANA zone>' to the job, the zone the source writes local times "
+            "in (e.g. Europe/Berlin; UTC if it writes UTC), or set the field's own timezone",
+        )
+        for name, spec in fields.items()
+        if ORDER_FIELDS.get(name) == "datetime"
+        and (isinstance(spec, str) or (isinstance(spec, dict) and not spec.get("timezone")))
+        and not (isinstance(spec, dict) and "value" in spec)
+    ]
 
 
 def _status_problems(spec: Any) -> list[Problem]:
