@@ -435,7 +435,8 @@ def _job_name(job: str) -> str:
 @_json_option
 @_handle_errors
 def why(external_id: str, ledger_url: str | None, as_json: bool) -> None:
-    """Explain one record across runs: what was sent when, and what the API answered."""
+    """Explain one record across runs: what was sent when, and what the API answered (its key
+    matched in any case when no record has it exactly, as the API matches keys)."""
     from pipelines.ops.run_reports import record_story
 
     with _open_ledger(ledger_url) as ledger:
@@ -524,8 +525,16 @@ def _print_validation(report) -> None:
         click.echo(f"  {mark} {gate.name}: {gate.message}")
     if s.rejects_path:
         click.echo(f"  rejects: {s.rejects_path}")
+    _print_warnings(s)
     for note in s.notes:
         click.echo(f"  note: {note}")
+
+
+def _print_warnings(s: RunSummary) -> None:
+    from pipelines.quality.row_warnings import warning_lines
+
+    for line in warning_lines(s.warnings, s.warnings_path):
+        click.echo(f"  {line}")
 
 
 def _print_held(s: RunSummary) -> None:
@@ -566,6 +575,7 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
         click.echo(f"  deactivated {s.deactivated:>10,} (mirror mode: gone from the feed)")
     if s.rejects_path:
         click.echo(f"  rejects: {s.rejects_path}")
+    _print_warnings(s)
     for note in s.notes:
         click.echo(f"  note: {note}")
 

@@ -69,13 +69,13 @@ def test_each_rule_rejects_exactly_its_rows(checked):
     )
 
 
-def test_warnings_name_unusual_units_and_skus_unusable_in_paths(checked):
+def test_warnings_name_unusual_units_and_skus_unusable_in_paths(checked, tmp_path):
     table, chunk, _ = checked
-    notes = product_warnings(table, np.asarray(chunk.rows))
-    assert any(
-        "weightUnit is not a common unit" in n and "'stone'" in n and "row 11" in n for n in notes
-    )
-    assert any("SKU contains '/'" in n and "row 11" in n for n in notes)
+    found = product_warnings(table, load_job(tmp_path / "job.yml"))
+    assert {(w.rule, w.column): chunk.rows[w.mask].tolist() for w in found} == {
+        ("uncommon_unit", "unit"): [11],
+        ("slash_in_sku", "sku"): [11],
+    }
 
 
 @pytest.mark.parametrize("run_limit", [None, 4096])

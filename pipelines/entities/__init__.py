@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from pipelines.admit.acked_state import AckedState
     from pipelines.extract.chunks import Chunk
     from pipelines.extract.feed import Feed, SourceOpener
+    from pipelines.extract.row_keys import RowKeys
     from pipelines.jobs.specs import JobBase
     from pipelines.ledger import Ledger
     from pipelines.load.api_reader import ApiReader
     from pipelines.load.pacing import Pacer
+    from pipelines.quality.row_warnings import RowWarning
     from pipelines.run.options import RunOptions
     from pipelines.run.stopping import StopRequest
     from pipelines.targets import Target
@@ -82,9 +84,11 @@ class EntityRun:
 
     unique_columns: dict[str, str] = {}  # field → source column: unique in a run, like the key
     references: Any = None  # checks that a record's references exist at the target
+    id_field = "externalId"  # the mapped field holding the ledger's key
 
     def __init__(self, job: Any, ctx: RunContext):
         self.job, self.ctx = job, ctx
+        self._row_keys: dict[tuple[str, bool], RowKeys] = {}
 
     def open_feed(self) -> Feed:
         """The job's feed, its columns checked (by default: the job's own source)."""
@@ -94,6 +98,29 @@ class EntityRun:
     def prepare(self, chunk: Chunk) -> Prepared:
         """Map, check, hash and serialize one chunk (pure: runs on worker threads)."""
         raise NotImplementedError
+
+    def warnings(self, prepared: Prepared) -> list[RowWarning]:
+        """Values of a prepared chunk sent as they are but worth a look (pure: runs on
+        worker threads). Masks over the chunk's rows; the engine keeps those of rows that
+        pass their checks."""
+        return []
+
+    def keyed(self, chunk: Chunk) -> Chunk:
+        """``chunk`` with the key of each row that could not be parsed filled in where its
+        key cell can be read, so that ``why`` finds the row (pure: runs on worker threads)."""
+        if all(r.external_id is not None for r in chunk.rejects):
+            return chunk
+        return replace(chunk, rejects=self.row_keys(self.job.source, self.job.key)(chunk.rejects))
+
+    def row_keys(self, source: Any, key: str, *, main: bool = True) -> RowKeys:
+        """The reader of ``key`` in rows of ``source`` that could not be parsed."""
+        from pipelines.extract.row_keys import RowKeys
+
+        found = self._row_keys.get((key, main))
+        if found is None:  # two workers may both make one: the same either way
+            found = RowKeys.of(source, key, self.ctx.opener, main=main)
+            self._row_keys[(key, main)] = found
+        return found
 
     def side_rejects(self) -> list[Reject]:
         """Rows of side sources (a price list) rejected while the feed was opened."""

@@ -228,6 +228,7 @@ class RejectLine:
 
     run_id: int
     rejects_path: str
+    external_id: str  # as the rejects file holds it
     row: str
     column: str
     value: str
@@ -237,10 +238,17 @@ class RejectLine:
 
 @dataclass(frozen=True)
 class RecordStory:
-    external_id: str
+    external_id: str  # as asked for
     events: list[RecordEvent]  # newest first
     http_status: dict[tuple[int, str], int | None]  # (run, batch) → the batch's HTTP answer
     rejects: list[RejectLine]  # newest first
+
+    @property
+    def matched_ids(self) -> list[str]:
+        """The ids found, as stored: the one asked for, or (when no record has it exactly)
+        those that differ from it only in case, as the API matches keys."""
+        found = {e.external_id for e in self.events} | {r.external_id for r in self.rejects}
+        return sorted(found)
 
     @property
     def last_error(self) -> str | None:
@@ -258,28 +266,35 @@ class RecordStory:
             for e in self.events
         ]
         rejects = [asdict(r) for r in self.rejects]
-        data = {"external_id": self.external_id, "last_error": self.last_error}
+        data = {"external_id": self.external_id, "matched_ids": self.matched_ids}
+        data["last_error"] = self.last_error
         return _jsonable({**data, "events": events, "rejects": rejects})
 
     def tables(self) -> list[TextTable]:
         """A summary, the sends newest first, the rejects; nothing for an unknown record."""
         tables = []
+        other = [i for i in self.matched_ids if i != self.external_id]
+        if other:
+            facts = [("matched", f"{', '.join(other)} (no exact match; keys match in any case)")]
+            tables.append(TextTable(self.external_id, ("", ""), facts))
         if self.events:
             last = self.events[0]
             facts = [
+                ("record", last.external_id),
                 ("last sent", f"run {last.run_id}, {_when(last.at)}, to {last.target_label}"),
                 ("API answer", f"{last.status} {last.message or ''}".strip()),
                 ("content hash", _hex(last.content_hash)),
                 *([("last error", self.last_error)] if self.last_error else []),
             ]
-            tables.append(TextTable(self.external_id, ("", ""), facts))
+            tables.append(TextTable(last.external_id, ("", ""), facts))
             sent = [self._sent_cells(e) for e in self.events]
             tables.append(TextTable("sent, newest first", _SENT_HEADERS, sent))
         if self.rejects:
             rows = [
-                (str(r.run_id), r.row, r.column, r.value, r.rule, r.message, r.rejects_path)
+                (str(r.run_id), r.external_id, r.row, r.column, r.value, r.rule, r.message,
+                 r.rejects_path)
                 for r in self.rejects
-            ]
+            ]  # fmt: skip
             tables.append(TextTable(f"{self.external_id} in rejects files", _REJECT_HEADERS, rows))
         return tables
 
@@ -290,12 +305,13 @@ class RecordStory:
 
 
 _SENT_HEADERS = ("run", "batch", "at", "job", "target", "content", "http", "answer", "message")
-_REJECT_HEADERS = ("run", "row", "column", "value", "rule", "message", "rejects file")
+_REJECT_HEADERS = ("run", "key", "row", "column", "value", "rule", "message", "rejects file")
 
 
 def record_story(ledger: Ledger, external_id: str, *, limit: int = 50) -> RecordStory:
     """Every recorded send of one record (newest first), its batches' HTTP answers, and its
-    rows in the rejects files of recent runs."""
+    rows in the rejects files of recent runs. The id is matched exactly, else in any case
+    (``art-10004`` finds ``ART-10004``), in the ledger and in the rejects files alike."""
     events = ledger.record_history(external_id, limit=limit)
     http: dict[tuple[int, str], int | None] = {}
     for run_id in sorted({e.run_id for e in events}):
@@ -304,21 +320,26 @@ def record_story(ledger: Ledger, external_id: str, *, limit: int = 50) -> Record
         line
         for run in ledger.recent_runs(limit=_REJECT_SCAN_RUNS)
         if run.rejects_path
-        for line in _rejects_of(run.run_id, Path(run.rejects_path), external_id)
+        for line in _rejects_of(run.run_id, Path(run.rejects_path), external_id.lower())
     ]
+    if any(found.external_id == external_id for found in [*events, *rejects]):
+        events = [e for e in events if e.external_id == external_id]
+        rejects = [r for r in rejects if r.external_id == external_id]
     return RecordStory(external_id, events, http, rejects)
 
 
-def _rejects_of(run_id: int, path: Path, external_id: str) -> list[RejectLine]:
+def _rejects_of(run_id: int, path: Path, folded: str) -> list[RejectLine]:
+    """The rows of a rejects file whose key is ``folded`` in any case."""
     try:
         with path.open(encoding="utf-8", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("external_id") == external_id]
+            rows = [r for r in csv.DictReader(f) if (r.get("external_id") or "").lower() == folded]
     except OSError:
         return []  # moved or deleted since: the ledger still has the rest of the story
     return [
         RejectLine(
             run_id,
             str(path),
+            r.get("external_id", ""),
             r.get("row", ""),
             r.get("column", ""),
             r.get("value", ""),

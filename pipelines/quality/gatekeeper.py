@@ -37,12 +37,14 @@ class Gatekeeper:
         summary: RunSummary,
         rejects: RejectsWriter,
         source: str,
+        key_field: str = "externalId",
         overrides: frozenset[str] = frozenset(),
         window_rows: int = WINDOW_ROWS,
         log: Callable[[str], None] = print,
     ):
         self.settings, self.expectations, self.summary = settings, expectations, summary
         self.rejects, self.source, self.overrides = rejects, source, overrides
+        self.key_field = key_field  # the mapped field holding each record's key
         self.window_rows, self.log = window_rows, log
         self._held: list[Pending] = []
         self._frames: list[pa.Table] = []
@@ -143,16 +145,23 @@ class Gatekeeper:
         return (np.unique(np.concatenate(flagged)) if flagged else np.empty(0, np.int64)), results
 
     def _reject_rows(self, outcome, frame) -> None:
+        """One reject per flagged row, naming its key (``why`` finds it by the key)."""
+        from pandas import isna  # the frame is pandas already (GX's input)
+
         column = outcome.spec.column
-        values = frame.set_index(ROW_ID)[column] if column else None
+        by_row = frame.set_index(ROW_ID)
+        values = by_row[column] if column else None
+        keys = by_row[self.key_field] if self.key_field in by_row.columns else None
         for row in np.unique(outcome.unexpected_rows):
             value = None if values is None else values.get(row)
+            key = None if keys is None else keys.get(row)
+            key = None if key is None or isna(key) else key
             self.rejects.write(
                 [
                     Reject(
                         self.source,
                         int(row),
-                        None,
+                        None if key is None else str(key),
                         column,
                         None if value is None else str(value),
                         f"expectation:{outcome.spec.expectation}",
@@ -172,7 +181,7 @@ class Gatekeeper:
         )
 
     def _columns(self) -> set[str]:
-        return {"externalId"} | {s.column for s in self.expectations if s.column}
+        return {self.key_field} | {s.column for s in self.expectations if s.column}
 
     def _enforce(self, results: list[GateResult]) -> None:
         self.results.extend(results)

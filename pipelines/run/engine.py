@@ -15,20 +15,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from pipelines.admit.acked_state import AckedState
-from pipelines.admit.admission import Admission
+from pipelines.admit.admission import Admission, Screened
 from pipelines.entities import EntityRun
 from pipelines.extract.feed import Feed
 from pipelines.load.batching import Pending
 from pipelines.quality.gatekeeper import WINDOW_ROWS, Gatekeeper
+from pipelines.quality.row_warnings import RowWarning, WarningTally
 from pipelines.run.options import partial_feed
 from pipelines.run.parallel import prepare_in_parallel
 from pipelines.run.summary import RunSummary
 from pipelines.transform.convert import normalize_text
+from pipelines.transform.prepared import Prepared, passed_rows
 from pipelines.transform.rejects import RejectsWriter
 from pipelines.transform.serialize import key_hashes
 
 if TYPE_CHECKING:
     from pipelines.entities import RunContext
+    from pipelines.extract.chunks import Chunk
 
 __all__ = [
     "acked_state",
@@ -69,16 +72,54 @@ def admission_for(
     )
 
 
-def admitted(er: EntityRun, feed: Feed, admission: Admission) -> Iterator[Pending]:
+def admitted(
+    er: EntityRun,
+    feed: Feed,
+    admission: Admission,
+    warnings: WarningTally | None = None,
+    *,
+    warn_unchanged: bool = False,
+) -> Iterator[Pending]:
     """The one streaming path: chunks prepared in parallel, screened for duplicates in
     source order on the workers, admitted in order here; yields each chunk's records that
-    differ from the acknowledged state."""
+    differ from the acknowledged state.
+
+    With ``warnings``, each chunk's warnings are kept for the records it sends (and, with
+    ``warn_unchanged``, for every record that passed its checks: `validate` judges a feed).
+    """
+
+    def prepare(chunk: Chunk) -> tuple[Prepared, list[RowWarning]]:
+        p = er.prepare(er.keyed(chunk))
+        return p, (er.warnings(p) if warnings is not None else [])
+
+    def screen(item: tuple[Prepared, list[RowWarning]]) -> tuple[Screened, list[RowWarning]]:
+        return admission.screen(item[0]), item[1]
+
     chunks = er.chunked(feed.chunks)
-    for screened in prepare_in_parallel(chunks, er.prepare, in_order=admission.screen):
-        yield admission.admit(screened)
+    for screened, found in prepare_in_parallel(chunks, prepare, in_order=screen):
+        pending = admission.admit(screened)
+        if found:
+            _keep_warnings(warnings, screened, found, pending, warn_unchanged)
+        yield pending
+
+
+def _keep_warnings(
+    tally: WarningTally,
+    screened: Screened,
+    found: list[RowWarning],
+    pending: Pending,
+    warn_unchanged: bool,
+) -> None:
+    p = screened.prepared
+    if warn_unchanged:
+        among = passed_rows(p.failures + screened.duplicates, len(p.chunk.rows))
+    else:
+        among = np.isin(p.chunk.rows, pending.rows)
+    tally.add(found, rows=p.chunk.rows, ids=p.ids, source=p.chunk.source, among=among)
 
 
 def gatekeeper_for(
+    er: EntityRun,
     ctx: RunContext,
     summary: RunSummary,
     rejects: RejectsWriter,
@@ -94,6 +135,7 @@ def gatekeeper_for(
         summary=summary,
         rejects=rejects,
         source=feed.name,
+        key_field=er.id_field,
         overrides=options.override_gates,
         window_rows=window_rows,
         log=options.log,

@@ -14,6 +14,7 @@ from pipelines.admit.acked_state import AckedState
 from pipelines.entities import EntityRun, SampleDiff
 from pipelines.errors import GateFailed
 from pipelines.load.api_reader import ApiReader
+from pipelines.quality.row_warnings import WarningTally, warning_lines, warnings_path
 from pipelines.run.engine import (
     acked_state,
     admission_for,
@@ -53,6 +54,8 @@ class Plan:
     deactivate: int = 0  # mirror mode: records this job synced, gone from the feed
     failed_gate: str | None = None  # a run would stop at this quality gate
     rejects_path: str | None = None
+    warnings: list[dict] = field(default_factory=list)  # in what a run would send
+    warnings_path: str | None = None
     samples: list[SampleDiff] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -76,6 +79,7 @@ class Plan:
             lines += [f"      {k}: {old!r} → {new!r}" for k, (old, new) in diff.changes.items()]
         if self.rejects_path:
             lines.append(f"  rejects: {self.rejects_path}")
+        lines += [f"  {line}" for line in warning_lines(self.warnings, self.warnings_path)]
         return "\n".join(lines + [f"  note: {note}" for note in self.notes])
 
 
@@ -98,14 +102,15 @@ def plan_job(
     summary = RunSummary(job=job.job, entity=job.entity, target=ctx.target.label)
     path = o.rejects_path or o.state_dir / "rejects" / f"{job.job}-plan.csv"
     picked: list[tuple[str, bytes]] = []
-    with feed, RejectsWriter(path) as rejects:
+    warnings = WarningTally(warnings_path(path))
+    with feed, RejectsWriter(path) as rejects, warnings:
         rejects.write(er.side_rejects())
         admission = gate = None
         try:
-            gate = gatekeeper_for(ctx, summary, rejects, feed, window_rows=_WHOLE_FEED)
+            gate = gatekeeper_for(er, ctx, summary, rejects, feed, window_rows=_WHOLE_FEED)
             judge_size(ctx, gate, feed)
             admission = admission_for(er, state, rejects, summary, on_kept=gate.kept)
-            for pending in admitted(er, feed, admission):
+            for pending in admitted(er, feed, admission, warnings):
                 gate.add(pending)
             for pending in gate.finish():
                 _count(result, state, pending, picked, sample)
@@ -117,6 +122,8 @@ def plan_job(
     result.reject, result.held = summary.rejected, summary.held
     result.given_up = summary.given_up
     result.rejects_path = str(path) if rejects.count else None
+    result.warnings = warnings.report()
+    result.warnings_path = None if warnings.path is None else str(warnings.path)
     result.notes += summary.notes
     if admission is not None:
         result.notes += er.notes(admission)

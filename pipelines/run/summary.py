@@ -36,6 +36,10 @@ class RunSummary:
     throttled: int = 0
     elapsed_s: float = 0.0
     rejects_path: str | None = None
+    # Values sent as they are but worth a look, by kind (see quality.row_warnings); in no
+    # bucket of the balance. Every flagged row is in the warnings file.
+    warnings: list[dict] = field(default_factory=list)
+    warnings_path: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -15,6 +15,7 @@ from pipelines.entities import EntityRun
 from pipelines.errors import NymbleSyncError
 from pipelines.load.pacing import Pacer
 from pipelines.ops.memory import return_freed_memory
+from pipelines.quality.row_warnings import WarningTally, warnings_path
 from pipelines.run.delivery import Delivery, RunScope, open_run
 from pipelines.run.engine import (
     admission_for,
@@ -100,6 +101,7 @@ class _Run:
             max_bytes=ctx.job.batch.max_bytes,
             stop=self.stop,
         )
+        self.warnings = WarningTally(warnings_path(self.scope.rejects.path))
         try:
             mirror = self._mirror()
             self.feed = self.er.open_feed()
@@ -119,6 +121,10 @@ class _Run:
         finally:
             if self.admission is not None:
                 self.summary.notes.extend(self.er.notes(self.admission))
+            self.warnings.close()
+            self.summary.warnings = self.warnings.report()
+            found = self.warnings.path
+            self.summary.warnings_path = None if found is None else str(found)
             self.delivery.close()
             self.scope.finish()
             self.stop.rearm()  # an options.stop shared by runs is ready for the next one
@@ -146,7 +152,7 @@ class _Run:
         return self.er.deactivations(vanished)
 
     def _stream(self, scope: RunScope) -> None:
-        gate = gatekeeper_for(self.ctx, self.summary, scope.rejects, self.feed)
+        gate = gatekeeper_for(self.er, self.ctx, self.summary, scope.rejects, self.feed)
         judge_size(self.ctx, gate, self.feed)
         state = scope.acked_state(self.ctx.options.full)
         memo = self.er.recall(state)
@@ -155,7 +161,7 @@ class _Run:
         )
         trimmed_at = 0  # rows read when freed memory was last given back
         progress = self.ctx.options.progress
-        for pending in admitted(self.er, self.feed, self.admission):
+        for pending in admitted(self.er, self.feed, self.admission, self.warnings):
             self.stop.check()  # between chunks: what was read and not sent is skipped
             released = gate.add(pending)
             self.delivery.send(released)

@@ -10,6 +10,7 @@ from pipelines.entities import EntityRun
 from pipelines.errors import GateFailed
 from pipelines.quality.gatekeeper import Gatekeeper
 from pipelines.quality.gates import GateResult
+from pipelines.quality.row_warnings import WarningTally, warnings_path
 from pipelines.run.engine import (
     acked_state,
     admission_for,
@@ -57,13 +58,14 @@ def validate_job(er: EntityRun, ctx: RunContext, *, start: str | None = None) ->
     path = o.rejects_path or o.state_dir / "rejects" / f"{job.job}-validate.csv"
     feed = er.open_feed()
     gate: Gatekeeper | None = None
-    with feed, RejectsWriter(path) as rejects:
+    warnings = WarningTally(warnings_path(path))
+    with feed, RejectsWriter(path) as rejects, warnings:
         rejects.write(er.side_rejects())
         try:
-            gate = gatekeeper_for(ctx, summary, rejects, feed, window_rows=10**12)
+            gate = gatekeeper_for(er, ctx, summary, rejects, feed, window_rows=10**12)
             judge_size(ctx, gate, feed)
             admission = admission_for(er, acked_state(ctx), rejects, summary, on_kept=gate.kept)
-            for pending in admitted(er, feed, admission):
+            for pending in admitted(er, feed, admission, warnings, warn_unchanged=True):
                 gate.add(pending)
             gate.finish()
             summary.notes += er.notes(admission)
@@ -74,5 +76,7 @@ def validate_job(er: EntityRun, ctx: RunContext, *, start: str | None = None) ->
             report.failed_gate = next((g.name for g in results if g.blocks), "row_count")
         report.gates = gate.results if gate is not None else []
     summary.rejects_path = str(path) if rejects.count else None
+    summary.warnings = warnings.report()
+    summary.warnings_path = None if warnings.path is None else str(warnings.path)
     summary.skipped = summary.rows_read - summary.rejected - summary.unchanged
     return report

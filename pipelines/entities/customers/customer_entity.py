@@ -11,13 +11,14 @@ import orjson
 from pipelines.admit.acked_state import AckedState
 from pipelines.contract import API_PATHS, PUT_ENDPOINTS
 from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
-from pipelines.entities.customers.customer_checks import check_customers
+from pipelines.entities.customers.customer_checks import check_customers, customer_warnings
 from pipelines.entities.customers.customer_job import CustomersJob, parse_customers_job
 from pipelines.entities.customers.customer_mapping import map_customers
 from pipelines.extract.chunks import Chunk, empty_table
 from pipelines.load.api_reader import ApiReader
 from pipelines.load.pacing import Pacer
 from pipelines.load.put_each import PutEach
+from pipelines.quality.row_warnings import RowWarning
 from pipelines.transform.prepared import Prepared, prepared
 from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.record_diff import changed_fields
@@ -30,11 +31,15 @@ __all__ = ["PLUGIN", "CustomersRun"]
 
 class CustomersRun(EntityRun):
     job: CustomersJob
+    id_field = "customerNumber"
 
     def prepare(self, chunk: Chunk) -> Prepared:
         table, failures = map_customers(chunk, self.job)
         failures += check_customers(table, self.job)
         return prepared(chunk, table, table.column("customerNumber").combine_chunks(), failures)
+
+    def warnings(self, prepared: Prepared) -> list[RowWarning]:
+        return customer_warnings(prepared.table, prepared.chunk.table, self.job)
 
     def sender(self, pacer: Pacer, stop: StopRequest | None = None) -> PutEach:
         policy, endpoint = self.ctx.options.policy, PUT_ENDPOINTS["customers"]

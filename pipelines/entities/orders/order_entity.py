@@ -4,6 +4,7 @@ org holds compared line by line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,6 +19,7 @@ from pipelines.entities.orders.order_feed import open_orders
 from pipelines.entities.orders.order_job import OrdersJob, parse_orders_job
 from pipelines.entities.orders.order_mapping import map_orders
 from pipelines.entities.orders.order_prepare import prepare_orders
+from pipelines.entities.orders.order_warnings import order_warnings
 from pipelines.entities.orders.references import (
     CustomerReader,
     KnownValues,
@@ -30,6 +32,7 @@ from pipelines.extract.feed import Feed
 from pipelines.jobs.specs import spec_column
 from pipelines.ledger.held_records import held_records, record_held
 from pipelines.load.api_reader import ApiReader
+from pipelines.quality.row_warnings import RowWarning
 from pipelines.transform.prepared import Prepared
 from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.record_diff import changed_fields
@@ -51,6 +54,22 @@ class OrdersRun(EntityRun):
 
     def prepare(self, chunk: Chunk) -> Prepared:
         return prepare_orders(chunk, self.job)
+
+    def warnings(self, prepared: Prepared) -> list[RowWarning]:
+        if not prepared.table.num_columns or "items" not in prepared.table.column_names:
+            return []  # the rejects of a read that found no good row
+        return order_warnings(prepared.table, self.job)
+
+    def keyed(self, chunk: Chunk) -> Chunk:
+        """Header rows and line rows that could not be parsed, with their order's key where
+        it can be read (a line's order key is the order's)."""
+        chunk = super().keyed(chunk)
+        lines = getattr(chunk, "line_rejects", ())
+        if all(r.external_id is not None for r in lines):
+            return chunk
+        source = self.job.items.source
+        keys = self.row_keys(source, self.job.line_key, main=False)
+        return replace(chunk, line_rejects=keys(lines))
 
     def notes(self, admission) -> list[str]:
         notes = [f"{admission.lines:,} order lines read"]

@@ -14,19 +14,25 @@ from pipelines.admit.memo import MemoFile, RowFingerprints, code_digest, file_di
 from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
 from pipelines.entities.products.mirror import Deactivations, Vanished, deactivations, find_vanished
 from pipelines.entities.products.price_list import PriceListIndex
+from pipelines.entities.products.product_checks import product_warnings
 from pipelines.entities.products.product_job import ProductsJob, parse_products_job
 from pipelines.entities.products.product_mapping import map_products
 from pipelines.entities.products.product_prepare import Recall, prepare_products
 from pipelines.errors import JobFileError, Problem
 from pipelines.extract.chunks import Chunk, coalesce, empty_table
 from pipelines.extract.feed import Feed, SourceOpener
+from pipelines.extract.row_keys import RowKeys
 from pipelines.jobs.specs import SqlSource, spec_column
 from pipelines.load.api_reader import ApiReader
+from pipelines.quality.row_warnings import RowWarning
 from pipelines.transform.prepared import Prepared
 from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.rejects import Reject
 
 __all__ = ["PLUGIN", "ProductsRun", "load_price_list"]
+
+# What a chunk's table holds when the memo recalled its rows without mapping them.
+IDENTITY_FIELDS = ("externalId", "sku")
 
 
 class ProductsRun(EntityRun):
@@ -52,6 +58,22 @@ class ProductsRun(EntityRun):
 
     def prepare(self, chunk: Chunk) -> Prepared:
         return prepare_products(chunk, self.job, self.index, self._recall)
+
+    def warnings(self, prepared: Prepared) -> list[RowWarning]:
+        """Product warnings (:func:`product_warnings`). A chunk the memo recalled holds only
+        the keys of its rows: the rows it serialized are mapped again to be looked at (the
+        recalled ones are unchanged, so not sent, so not warned about)."""
+        p = prepared
+        if p.fingerprints is None or p.table.column_names != list(IDENTITY_FIELDS):
+            return product_warnings(p.table, self.job)
+        serialized = np.flatnonzero(p.passed)[[body is not None for body in p.bodies]]
+        if not serialized.size:
+            return []
+        chunk = p.chunk
+        rows = Chunk(chunk.table.take(serialized), chunk.rows[serialized], chunk.source)
+        table, _ = map_products(rows, self.job)
+        found = product_warnings(table, self.job)
+        return [w.spread(serialized, len(chunk.rows)) for w in found]
 
     def side_rejects(self) -> list[Reject]:
         return self._list_rejects
@@ -148,7 +170,8 @@ def load_price_list(
     index, rejects = PriceListIndex.load(cfg, chunks)
     if file is not None and file_digest(file) == before:  # else the bytes read are unknown
         index.digest = before
-    return index, rejects
+    keys = RowKeys.of(cfg.source, cfg.key, opener, main=False)  # rows it could not parse
+    return index, list(keys(rejects))
 
 
 PLUGIN = EntityPlugin("products", parse_products_job, ProductsRun)
