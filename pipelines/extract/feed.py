@@ -1,4 +1,4 @@
-"""Opening a job's sources, whatever their kind: CSV, Parquet or a SQL query.
+"""Opening a job's sources, whatever their kind: CSV, Parquet, an Excel sheet or a SQL query.
 
 ``SourceOpener`` gives a source's column names (read before any data) and its chunks; SQL
 engines come from the caller, one per ``url_env``. A ``Feed`` is what a run reads: its name,
@@ -19,11 +19,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.errors import ConfigError, SourceError
-from pipelines.extract import files
+from pipelines.extract import excel, files
 from pipelines.extract.chunks import Chunk
 from pipelines.extract.sql import SqlRead, SqlSourceConfig, read_sql, sql_columns
 from pipelines.jobs.job_file import check_columns
-from pipelines.jobs.specs import CsvSource, ParquetSource, SqlSource
+from pipelines.jobs.specs import CsvSource, NumberFormat, ParquetSource, SqlSource, XlsxSource
 
 __all__ = ["CSV_BLOCK_BYTES", "Feed", "SourceOpener", "is_pattern", "newest_match", "source_size"]
 
@@ -40,7 +40,8 @@ class Feed:
 
     def __init__(self, name: str, size: int | None = None):
         self.name = name
-        self.size = size  # line breaks or Parquet rows; None for SQL (no cheap measure)
+        # line breaks, Parquet rows or an Excel sheet's rows; None for SQL (no cheap measure)
+        self.size = size
         self.chunks: Iterator[Chunk] = iter(())
         self.reads: list[SqlRead] = []
 
@@ -90,7 +91,7 @@ class SourceOpener:
         known to hold what the job reads; and those columns."""
         feed = self.feed(job.source)
         watermark = job.watermark.column if job.watermark else None
-        columns, feed.chunks = self.open(job.source, feed, watermark=watermark)
+        columns, feed.chunks = self.open(job.source, feed, watermark=watermark, number=job.number)
         check_columns(job, job.source_columns_used(), columns, source=feed.name)
         return feed, columns
 
@@ -105,11 +106,13 @@ class SourceOpener:
         *,
         main: bool = True,
         watermark: str | None = None,
+        number: NumberFormat | None = None,
     ) -> tuple[list[str], Iterator[Chunk]]:
         """The source's columns and its chunks. A SQL read is added to ``feed``'s reads;
-        ``watermark`` names the column whose largest value the read keeps."""
+        ``watermark`` names the column whose largest value the read keeps; ``number`` is how
+        the job reads numbers written as text (an Excel sheet writes its number cells so)."""
         if not isinstance(source, SqlSource):
-            return self._file(source, self.path(source, main=main))
+            return self._file(source, self.path(source, main=main), number)
         engine = self.engines.get(source.url_env)
         if engine is None:
             raise ConfigError(f"no database engine for {source.url_env}")
@@ -129,7 +132,7 @@ class SourceOpener:
             feed.reads.append(read)
         return columns, iter(read)
 
-    def path(self, source: CsvSource | ParquetSource, *, main: bool = True) -> Path:
+    def path(self, source: CsvSource | ParquetSource | XlsxSource, *, main: bool = True) -> Path:
         """The file ``source`` reads in this run: ``--source`` for the main source, else its
         path, or the newest match of its pattern (``SourceError`` when nothing matches)."""
         if main and self.override is not None:
@@ -150,30 +153,47 @@ class SourceOpener:
     def name(self, source: Any, *, main: bool = True) -> str:
         if isinstance(source, SqlSource):
             return str(source.query)
+        if isinstance(source, XlsxSource):  # two sheets of one workbook must read apart
+            return excel.sheet_label(self.path(source, main=main), source.sheet)
         return str(self.path(source, main=main))
 
     def size(self, source: Any, *, main: bool = True) -> int | None:
         if isinstance(source, SqlSource):
             return None
+        if isinstance(source, XlsxSource):
+            path = self.path(source, main=main)
+            return excel.sheet_size(path, sheet=source.sheet, header_row=source.header_row)
         try:
             return source_size(self.path(source, main=main), source.type)
         except OSError:
             return None  # the read itself reports a missing file, naming it
 
     def bytes(self, source: Any, *, main: bool = True) -> int:
-        """A file source's size on disk (0 for SQL or a missing file)."""
+        """A file source's size on disk (0 for SQL or a missing file); for an Excel sheet, the
+        size of its text unzipped, which is what the reader holds."""
         if isinstance(source, SqlSource):
             return 0
+        if isinstance(source, XlsxSource):
+            return excel.sheet_bytes(self.path(source, main=main), sheet=source.sheet)
         try:
             return Path(self.path(source, main=main)).stat().st_size
         except OSError:
             return 0
 
     def _file(
-        self, source: CsvSource | ParquetSource, path: Path
+        self,
+        source: CsvSource | ParquetSource | XlsxSource,
+        path: Path,
+        number: NumberFormat | None = None,
     ) -> tuple[list[str], Iterator[Chunk]]:
         if isinstance(source, ParquetSource):
             return files.parquet_columns(path), files.read_parquet(path)
+        if isinstance(source, XlsxSource):
+            # number cells in the mark the job reads text with: 1.5 as "1,5", never "15"
+            mark = None if number is None else (lambda column: number.for_column(column).decimal)
+            return excel.open_sheet(
+                path, sheet=source.sheet, header_row=source.header_row, decimal_mark=mark
+            )
         encoding = source.encoding
         if encoding == "auto":
             choice = files.detect_encoding(path)

@@ -16,8 +16,9 @@ from dataclasses import replace
 from typing import Any
 
 from pipelines.errors import SourceError
+from pipelines.extract.excel import sheet_columns
 from pipelines.extract.files import csv_columns
-from pipelines.jobs.specs import CsvSource
+from pipelines.jobs.specs import CsvSource, XlsxSource
 from pipelines.transform.rejects import Reject
 
 __all__ = ["RowKeys"]
@@ -39,7 +40,15 @@ class RowKeys:
     @classmethod
     def of(cls, source: Any, key: str, opener: Any, *, main: bool = True) -> RowKeys:
         """The reader for ``source`` (a job's source spec) opened by ``opener``; only CSV
-        files have rows that fail to parse."""
+        files and Excel sheets have rows that fail to parse (an Excel row's reject keeps its
+        cells comma-separated)."""
+        if isinstance(source, XlsxSource):
+
+            def sheet_header() -> list[str]:
+                path = opener.path(source, main=main)
+                return sheet_columns(path, sheet=source.sheet, header_row=source.header_row)
+
+            return cls(sheet_header, key, ",")
         if not isinstance(source, CsvSource):
             return cls(None, key)
 

@@ -30,7 +30,7 @@ def open_orders(job: OrdersJob, opener: SourceOpener) -> Feed:
         else:
             feed.chunks = _spilled(job, opener, headers, None, items)
         return feed
-    line_columns, lines = opener.open(lines_source, feed, main=False)
+    line_columns, lines = opener.open(lines_source, feed, main=False, number=job.number)
     where = opener.name(lines_source, main=False)
     check_columns(job, job.line_columns_used(), line_columns, source=where)
     if isinstance(job.source, SqlSource) and isinstance(lines_source, SqlSource):
@@ -53,6 +53,8 @@ def _spilled(
         size += opener.bytes(job.items.source, main=False)
     parts = max(1, -(-size // job.spill_partition_bytes))
     source = job.items.source
+    # a rejected line row keeps its text, which names its order: a CSV line as written, an
+    # Excel row as comma-separated text
     delimiter = source.delimiter if isinstance(source, CsvSource) else ","
     return spill_grouped(
         headers,

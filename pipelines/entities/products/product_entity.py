@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState
 from pipelines.admit.memo import MemoFile, RowFingerprints, code_digest, file_digest
@@ -171,7 +172,14 @@ def load_price_list(
     if file is not None and file_digest(file) == before:  # else the bytes read are unknown
         index.digest = before
     keys = RowKeys.of(cfg.source, cfg.key, opener, main=False)  # rows it could not parse
-    return index, list(keys(rejects))
+    keyed = list(keys(rejects))
+    # a row that could not be read spoils its key too: no product is sent with part of its list
+    unread = {r.external_id for r in keyed if r.external_id}
+    if unread:
+        index.bad_keys = pa.concat_arrays(
+            [index.bad_keys.cast(pa.string()), pa.array(sorted(unread), pa.string())]
+        )
+    return index, keyed
 
 
 PLUGIN = EntityPlugin("products", parse_products_job, ProductsRun)
