@@ -13,7 +13,7 @@ import os
 import random
 import sqlite3
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,6 +34,10 @@ ZERO_QTY_ORDER = 215  # line 1 has qty 0
 THREE_DECIMALS_ORDER, THREE_DECIMALS = 303, "12.345"  # line 1 unit_price: must arrive exactly
 DUPLICATE_ORDER, DUPLICATE_OF = 377, 366  # order 377 reuses order 366's order_number
 DEFECT_LINE_ORDERS = (UNKNOWN_SKU_ORDER, ZERO_QTY_ORDER, THREE_DECIMALS_ORDER)
+# The ERP's own money (orders.subtotal/tax/order_total, order_line_pricing): drawn from a
+# second generator, so the rows above stay exactly as they were before these columns existed.
+AMOUNTS_SEED = SEED + 16
+HAND_EDITED_ORDER = 4242  # its subtotal was edited by hand: 1.00 more than its lines
 
 CUSTOMER_COLUMNS = [
     "customer_number", "company_name", "email", "phone", "price_tier", "terms", "currency",
@@ -45,6 +49,8 @@ ORDER_COLUMNS = [
     "updated_at",
 ]  # fmt: skip
 LINE_COLUMNS = ["order_id", "line_no", "sku", "qty", "unit_price"]
+TOTAL_COLUMNS = ["subtotal", "tax", "order_total"]  # in erp.sqlite only, not orders.csv
+PRICING_COLUMNS = ["order_id", "line_no", "disc_pct", "line_total"]
 
 SCHEMA = """
 CREATE TABLE customers (
@@ -55,11 +61,14 @@ CREATE TABLE orders (
     order_id INTEGER PRIMARY KEY, order_number TEXT NOT NULL, customer_number TEXT,
     order_date TEXT NOT NULL, status TEXT NOT NULL, po_number TEXT, channel TEXT, currency TEXT,
     terms TEXT, notes TEXT, ship_method TEXT, ship_total TEXT, rep_number TEXT,
-    updated_at TEXT NOT NULL);
+    updated_at TEXT NOT NULL, subtotal TEXT, tax TEXT, order_total TEXT);
 CREATE INDEX orders_updated_at ON orders (updated_at);
 CREATE TABLE order_lines (
     order_id INTEGER NOT NULL, line_no INTEGER NOT NULL, sku TEXT, qty INTEGER,
     unit_price TEXT, PRIMARY KEY (order_id, line_no));
+CREATE TABLE order_line_pricing (
+    order_id INTEGER NOT NULL, line_no INTEGER NOT NULL, disc_pct TEXT, line_total TEXT,
+    PRIMARY KEY (order_id, line_no));
 """
 
 # fmt: off
@@ -183,6 +192,34 @@ def lines(rng: random.Random, order_rows: list[dict], products: list) -> list[di
     return rows
 
 
+def amounts(rng: random.Random, order_rows: list[dict], line_rows: list[dict]) -> list[dict]:
+    """The ERP's money, as it computed it: a percentage discount per line and the line total
+    ``qty × unit_price × (1 - disc_pct/100)`` rounded half up to cents (the pricing table's
+    rows, returned); per order, ``subtotal`` (the sum of its line totals), ``tax`` (its
+    rate of the subtotal, half up) and ``order_total`` (subtotal + tax + ship_total), set on
+    the order rows."""
+    pricing, subtotals = [], {}
+    for line in line_rows:
+        pct = Decimal(rng.choice(["0", "0", "0", "0", "2.5", "5", "10", "12.5", "15"]))
+        gross = line["qty"] * Decimal(line["unit_price"])
+        total = _cents(gross * (100 - pct) / 100)
+        pricing.append({**{k: line[k] for k in ("order_id", "line_no")},
+                        "disc_pct": str(pct), "line_total": str(total)})  # fmt: skip
+        subtotals[line["order_id"]] = subtotals.get(line["order_id"], Decimal(0)) + total
+    for order in order_rows:
+        rate = Decimal(rng.choice(["0", "0.05", "0.0625", "0.0825", "0.13"]))
+        subtotal = subtotals.get(order["order_id"], Decimal("0.00"))
+        subtotal += Decimal("1.00") if order["order_id"] == HAND_EDITED_ORDER else 0
+        tax = _cents(subtotal * rate)
+        order["subtotal"], order["tax"] = f"{subtotal:.2f}", f"{tax:.2f}"
+        order["order_total"] = f"{subtotal + tax + Decimal(order['ship_total']):.2f}"
+    return pricing
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
 def _set_line(rows: list[dict], order_id: int, line_no: int, **values: object) -> None:
     (line,) = [r for r in rows if r["order_id"] == order_id and r["line_no"] == line_no]
     line.update(values)
@@ -213,7 +250,7 @@ def write_sqlite(path: Path, tables: dict[str, tuple[list[str], list[dict]]]) ->
 
 def write_csv(path: Path, columns: list[str], rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8", newline="") as file:
-        writer = csv.DictWriter(file, columns, lineterminator="\n")
+        writer = csv.DictWriter(file, columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -225,11 +262,13 @@ def main() -> None:
     order_rows = orders(rng, customer_rows)
     line_rows = lines(rng, order_rows, products)
     product_rows = [dict(zip(["sku", "name", "unit_price"], p, strict=True)) for p in products]
+    pricing_rows = amounts(random.Random(AMOUNTS_SEED), order_rows, line_rows)
     write_sqlite(HERE / "erp.sqlite", {
         "customers": (CUSTOMER_COLUMNS, customer_rows),
         "products": (["sku", "name", "unit_price"], product_rows),
-        "orders": (ORDER_COLUMNS, order_rows),
+        "orders": (ORDER_COLUMNS + TOTAL_COLUMNS, order_rows),
         "order_lines": (LINE_COLUMNS, line_rows),
+        "order_line_pricing": (PRICING_COLUMNS, pricing_rows),
     })  # fmt: skip
     write_csv(HERE / "customers.csv", CUSTOMER_COLUMNS, customer_rows)
     write_csv(HERE / "orders.csv", ORDER_COLUMNS, order_rows[:CSV_ORDERS])

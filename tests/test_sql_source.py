@@ -24,7 +24,7 @@ SQL = ROOT / "sql"
 CANARY = "canary-PW-1"
 LATE = "2025-01-01 00:00:00"  # about 3% of the sample orders were edited after this
 
-MONEY = {"unit_price", "ship_total"}
+MONEY = {"unit_price", "ship_total", "subtotal", "tax", "order_total", "disc_pct", "line_total"}
 DATE_FORMATS = {"order_date": "%m/%d/%Y %H:%M", "updated_at": "%Y-%m-%d %H:%M:%S"}
 
 

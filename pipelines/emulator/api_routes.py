@@ -9,6 +9,7 @@ import orjson
 
 from .app import EmulatorApp
 from .customer_store import validate_customer
+from .exact_json import loads as exact_loads
 from .listing import parse_list_query
 from .messages import Request, Response, json_response, no_content
 from .order_rules import validate_bulk_orders
@@ -19,13 +20,14 @@ from .render import render_invoice, render_order, render_product
 __all__ = ["parse_json_body", "register_api_routes"]
 
 
-def parse_json_body(request: Request) -> Any:
-    """The request body as JSON; a 400 problem when it is empty or malformed."""
+def parse_json_body(request: Request, *, exact: bool = False) -> Any:
+    """The request body as JSON; a 400 problem when it is empty or malformed. ``exact``: its
+    decimals as ``Decimal`` (orders keep the money they are sent, §3.5)."""
     if not request.body.strip():
         raise ProblemError.of(400, {"$": ["A non-empty request body is required."]})
     try:
-        return orjson.loads(request.body)
-    except orjson.JSONDecodeError as exc:
+        return exact_loads(request.body) if exact else orjson.loads(request.body)
+    except ValueError as exc:  # orjson's JSONDecodeError and json's are ValueErrors
         raise ProblemError.of(400, {"$": [f"The request body is not valid JSON: {exc}"]}) from None
 
 
@@ -46,12 +48,18 @@ def _page(envelope: dict[str, Any], render: Any) -> Response:
 
 
 def _bulk(
-    app: EmulatorApp, request: Request, validate: Any, max_items: int, store: Any
+    app: EmulatorApp,
+    request: Request,
+    validate: Any,
+    max_items: int,
+    store: Any,
+    *,
+    exact: bool = False,
 ) -> Response:
     """A bulk write: one at a time (SQLite and the GIL gain nothing from overlap), the whole
     body validated first, then applied in one transaction."""
     with app.bulk_lock:
-        body = parse_json_body(request)
+        body = parse_json_body(request, exact=exact)
         app.stats.items(len(body) if isinstance(body, list) else 0)
         docs = validate(body, max_items)
         summary = store.bulk_upsert(_org(request), docs, app.injector.config)
@@ -107,7 +115,8 @@ def get_customer(app: EmulatorApp, request: Request) -> Response:
 
 
 def bulk_orders(app: EmulatorApp, request: Request) -> Response:
-    return _bulk(app, request, validate_bulk_orders, app.settings.max_bulk_orders, app.orders)
+    limit = app.settings.max_bulk_orders
+    return _bulk(app, request, validate_bulk_orders, limit, app.orders, exact=True)
 
 
 def list_orders(app: EmulatorApp, request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,12 +45,14 @@ class ListQuery:
 
 @dataclass(frozen=True)
 class TableView:
-    """How a table answers list queries: fields with their own column, the default sort."""
+    """How a table answers list queries: fields with their own column, the default sort, how
+    a stored document is read (orders: with exact decimals)."""
 
     table: str
     key_column: str
     default_sort: str
     columns: dict[str, str] = field(default_factory=dict)
+    decode: Callable[[Any], Any] = orjson.loads
 
 
 def _bad(name: str, message: str) -> ProblemError:
@@ -189,7 +192,7 @@ def run_list(
     offset = (q.page_number - 1) * q.page_size
     rows = conn.execute(sql, (*params, *sort_params, q.page_size, offset)).fetchall()
     return {
-        "data": [orjson.loads(row[0]) for row in rows],
+        "data": [view.decode(row[0]) for row in rows],
         "totalRecords": total_records,
         "currentPage": q.page_number,
         "totalPages": math.ceil(total_records / q.page_size),

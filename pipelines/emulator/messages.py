@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from .exact_json import dumps
 
 __all__ = ["Request", "Response", "json_response", "no_content"]
 
@@ -36,7 +36,7 @@ class Response:
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(status, orjson.dumps(payload), headers=headers or {})
+    return Response(status, dumps(payload), headers=headers or {})
 
 
 def no_content() -> Response:

@@ -1,11 +1,17 @@
-"""Pure order rules: bulk-body validation, per-item checks (§6.3, §6.4) and the stored shape."""
+"""Pure order rules: bulk-body validation, per-item checks (§6.3, §6.4) and the stored shape.
+
+Money arrives as ``Decimal`` (``exact_json``): totals sent are stored as sent and only those
+missing are computed, exactly (§3.5).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from .casing import normalize_keys
+from .exact_json import as_decimal
 from .problems import ProblemError
 
 __all__ = ["OrderContext", "build_order", "validate_bulk_orders"]
@@ -20,6 +26,8 @@ _STATUSES = {
 }
 _SERVER_OWNED = ("id", "organizationId", "createdAt", "updatedAt")
 _SNAPSHOT_KEYS = ("customerNumber", "companyName", "companyEmail", "companyPhone")
+_HEADER_MONEY = {"subtotal": "Subtotal", "tax": "Tax", "orderTotal": "OrderTotal"}
+_NOT_DECIMAL = "The JSON value could not be converted to System.Decimal."
 Errors = dict[str, list[str]]
 
 
@@ -58,7 +66,14 @@ class OrderContext:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _money_errors(values: dict[str, Any], labels: dict[str, str], errors: Errors) -> None:
+    """An amount given as anything but a number is a model-binding error, keyed by label."""
+    for key, label in labels.items():
+        if values.get(key) is not None and not _is_number(values[key]):
+            errors[label] = [_NOT_DECIMAL]
 
 
 def _customer(doc: dict[str, Any], ctx: OrderContext, errors: Errors) -> dict[str, Any] | None:
@@ -103,10 +118,9 @@ def _line(item: Any, i: int, tier: str | None, ctx: OrderContext, errors: Errors
         line.setdefault("name", product.get("name"))
         if line.get("price") is None and _is_number(quantity):
             line["price"] = _tier_price(product, tier, quantity)
-    if line.get("price") is not None and not _is_number(line["price"]):
-        errors[where + ".price"] = ["The JSON value could not be converted to System.Decimal."]
-    elif line.get("lineTotal") is None and _is_number(line.get("price")) and _is_number(quantity):
-        line["lineTotal"] = round(line["price"] * quantity, 6)
+    _money_errors(line, {"price": where + ".price", "lineTotal": where + ".lineTotal"}, errors)
+    if line.get("lineTotal") is None and _is_number(line.get("price")) and _is_number(quantity):
+        line["lineTotal"] = as_decimal(line["price"]) * as_decimal(quantity)  # §3.3, exact
     return line
 
 
@@ -121,6 +135,10 @@ def _check_header(doc: dict[str, Any], ctx: OrderContext, errors: Errors) -> Non
     tier = doc.get("priceTier")
     if isinstance(tier, str) and tier.casefold() in ctx.unknown_tiers:
         errors["PriceTier"] = [f"Unknown price tier '{tier}'"]
+    _money_errors(doc, _HEADER_MONEY, errors)
+    shipping = doc.get("shippingDetails")
+    if isinstance(shipping, dict):
+        _money_errors(shipping, {"shippingTotal": "ShippingDetails.ShippingTotal"}, errors)
 
 
 def _snapshot(record: dict[str, Any]) -> dict[str, Any]:
@@ -135,13 +153,14 @@ def _snapshot(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _totals(order: dict[str, Any]) -> None:
-    subtotal = sum(i["lineTotal"] for i in order["items"] if _is_number(i.get("lineTotal")))
-    order.setdefault("subtotal", round(subtotal, 6))
+    """§3.5: totals sent are kept; a missing one is computed from the others, exactly."""
+    lines = [i["lineTotal"] for i in order["items"] if _is_number(i.get("lineTotal"))]
+    order.setdefault("subtotal", sum(map(as_decimal, lines), Decimal(0)))
     order.setdefault("tax", 0)
-    shipping = order.get("shippingDetails") or {}
-    extra = shipping.get("shippingTotal") if isinstance(shipping, dict) else 0
-    total = order["subtotal"] + order["tax"] + (extra if _is_number(extra) else 0)
-    order.setdefault("orderTotal", round(total, 6))
+    shipping = order.get("shippingDetails")
+    extra = shipping.get("shippingTotal") if isinstance(shipping, dict) else None
+    parts = [p for p in (order["subtotal"], order["tax"], extra) if _is_number(p)]
+    order.setdefault("orderTotal", sum(map(as_decimal, parts), Decimal(0)))
 
 
 def build_order(doc: dict[str, Any], ctx: OrderContext) -> tuple[dict[str, Any] | None, Errors]:

@@ -10,6 +10,7 @@ import orjson
 
 from .customer_store import CustomerStore
 from .db import Database, fetch_in, next_number
+from .exact_json import dumps, loads
 from .ids import new_guid, utc_now
 from .listing import ListQuery, TableView, run_list
 from .order_rules import OrderContext, build_order
@@ -18,7 +19,8 @@ from .settings import FaultConfig
 
 __all__ = ["ORDER_VIEW", "OrderStore"]
 
-ORDER_VIEW = TableView("orders", "id", "orderNumber", {"orderNumber": "number_lower"})
+# Orders keep the money they were sent (§3.5): read back with exact decimals.
+ORDER_VIEW = TableView("orders", "id", "orderNumber", {"orderNumber": "number_lower"}, decode=loads)
 _INSERT = "INSERT INTO orders (org, id, external_id, number_lower, doc) VALUES (?, ?, ?, ?, ?)"
 _UPDATE = "UPDATE orders SET external_id = ?, number_lower = ?, doc = ? WHERE org = ? AND id = ?"
 
@@ -31,7 +33,7 @@ class _Slot:
 
     def row(self) -> tuple[Any, ...]:
         number = self.doc["orderNumber"].casefold()
-        return self.doc.get("externalId"), number, orjson.dumps(self.doc).decode()
+        return self.doc.get("externalId"), number, dumps(self.doc).decode()
 
 
 class _Batch:
@@ -175,7 +177,7 @@ class OrderStore:
                 "ORDER BY id = ? DESC LIMIT 1",
                 (org, order_id, order_id.casefold(), order_id),
             ).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def list(self, org: str, q: ListQuery) -> dict[str, Any]:
         with self._db.reading() as conn:

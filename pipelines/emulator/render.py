@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 __all__ = ["format_money", "render_invoice", "render_order", "render_product"]
@@ -13,7 +14,7 @@ _INVOICE_MONEY = ("subtotal", "tax", "total", "amountPaid", "balanceDue")
 
 def format_money(value: Any, currency: str | None) -> str | None:
     """`24.5, "USD"` -> `"$24.50"`; numbers keep full precision elsewhere, only this rounds."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
+    if not isinstance(value, (int, float, Decimal)) or isinstance(value, bool):
         return None
     code = (currency or "USD").upper()
     symbol = _SYMBOLS.get(code, code + " ")

@@ -11,7 +11,7 @@ numbers become exact decimals where the job sends decimals.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,12 @@ from pipelines.admit.acked_state import AckedState
 from pipelines.transform.serialize import key_hashes, serialize
 
 __all__ = ["Projection", "read_state"]
+
+# Amounts the org holds are read at the job's scale, or 6 decimals where the job carries fewer:
+# an amount finer than the job's (a line total the API computed, 3 × 12.345) then differs
+# instead of failing the read, and JSON writes the same digits whatever the scale (trailing
+# zeros are cut; Arrow writes 0 at 7 or more decimals as 0E-7, so no wider than needed).
+_MIN_SCALE = 6
 
 
 class Projection:
@@ -71,9 +77,24 @@ def _project(value: Any, kind: pa.DataType) -> Any:
         if not isinstance(value, list):
             return None
         return [_project(v, kind.value_type) for v in value]
-    if pa.types.is_decimal(kind) and isinstance(value, int | float | str):
-        return Decimal(str(value))
+    if pa.types.is_decimal(kind) and isinstance(value, int | float | str | Decimal):
+        return _amount(value, kind.scale)
     return value
+
+
+def _amount(value: int | float | str | Decimal, scale: int) -> Decimal | None:
+    """A JSON number as an exact decimal (a float by its shortest text); finer than ``scale``
+    it is rounded to it, half to even (only a gap below its last decimal can vanish);
+    what is no number at all (``true``, ``"n/a"``) reads as missing."""
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, bool) else None
+    except ArithmeticError:
+        return None
+    if amount is None or not amount.is_finite():
+        return None
+    if -amount.as_tuple().exponent > scale:
+        return amount.quantize(Decimal(1).scaleb(-scale), ROUND_HALF_EVEN)
+    return amount
 
 
 def _field(record: dict, name: str) -> Any:
@@ -85,9 +106,12 @@ def _field(record: dict, name: str) -> Any:
 
 def _plain(kind: pa.DataType) -> pa.DataType:
     """The type without dictionary encoding: the mapper encodes constants and tier names,
-    which changes their storage, not their JSON."""
+    which changes their storage, not their JSON. Money is read wider than the job carries it
+    (see ``_MIN_SCALE``)."""
     if pa.types.is_dictionary(kind):
         return _plain(kind.value_type)
+    if pa.types.is_decimal(kind):
+        return pa.decimal256(76, max(kind.scale, _MIN_SCALE))
     if pa.types.is_list(kind) or pa.types.is_large_list(kind):
         return pa.list_(_plain(kind.value_type))
     if pa.types.is_struct(kind):

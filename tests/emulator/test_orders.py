@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -143,3 +145,75 @@ def test_orders_are_per_org(shop: httpx.Client, make_client) -> None:
     other = make_client(KEY_B)
     assert other.get(f"/api/orders/{result['id']}").status_code == 404
     assert other.get("/api/orders").json()["totalRecords"] == 0
+
+
+def _exact(response: httpx.Response) -> dict:
+    """A response's JSON with its decimals as written (what a client keeping money reads)."""
+    return json.loads(response.text, parse_float=Decimal)
+
+
+def test_totals_sent_are_stored_as_sent_to_the_last_digit(shop: httpx.Client) -> None:
+    """§3.5: a historical order keeps the ERP's money, however many digits it has."""
+    items = [{"sku": "SKU-001", "quantity": 3, "price": 12.345, "lineTotal": 35.19}]
+    shipping = '"shippingDetails": {"shippingMethod": "UPS", "shippingTotal": 12.50}'
+    money = '"subtotal": 12345678901234567.1234, "tax": 0.07, "orderTotal": 99999999999999999999.99'
+    head = json.dumps(order(externalId="E-1", items=items))[:-1]
+    data = f"[{head}, {money}, {shipping}}}]"
+    result = shop.post("/api/orders/bulk", content=data)
+    stored = _exact(shop.get(f"/api/orders/{result.json()['results'][0]['id']}"))
+    assert stored["subtotal"] == Decimal("12345678901234567.1234")
+    assert str(stored["orderTotal"]) == "99999999999999999999.99"
+    assert (stored["tax"], stored["shippingDetails"]["shippingTotal"]) == (
+        Decimal("0.07"),
+        Decimal("12.50"),
+    )
+    assert stored["items"][0]["lineTotal"] == Decimal("35.19")  # not 3 × 12.345 = 37.035
+    listed = _exact(shop.get("/api/orders"))["data"][0]
+    assert listed["subtotal"] == Decimal("12345678901234567.1234")
+
+
+def test_only_missing_totals_are_computed_exactly(shop: httpx.Client) -> None:
+    items = [
+        {"sku": "SKU-001", "quantity": 3, "price": 0.1},
+        {"sku": "SKU-002", "quantity": 1, "price": 0.2, "lineTotal": 0.15},
+    ]
+    shipping = {"shippingMethod": "UPS", "shippingTotal": 0.1}
+    result = _import(shop, [order(items=items, tax=0.02, shippingDetails=shipping)])
+    stored = _exact(shop.get(f"/api/orders/{result['results'][0]['id']}"))
+    assert [i["lineTotal"] for i in stored["items"]] == [Decimal("0.3"), Decimal("0.15")]
+    assert stored["subtotal"] == Decimal("0.45")  # not 0.30000000000000004 + 0.15
+    assert stored["orderTotal"] == Decimal("0.57")
+    assert stored["orderTotalFormatted"] == "$0.57"
+    given = _import(shop, [order(items=items, subtotal=1, shippingDetails=shipping)])
+    stored = _exact(shop.get(f"/api/orders/{given['results'][0]['id']}"))
+    assert (stored["subtotal"], stored["orderTotal"]) == (1, Decimal("1.1"))  # from the subtotal
+
+
+@pytest.mark.parametrize(
+    ("fields", "key"),
+    [
+        ({"subtotal": "12.50"}, "Subtotal"),
+        ({"orderTotal": True}, "OrderTotal"),
+        ({"shippingDetails": {"shippingTotal": "free"}}, "ShippingDetails.ShippingTotal"),
+        ({"items": [{"sku": "SKU-001", "quantity": 1, "lineTotal": "8"}]}, "items[0].lineTotal"),
+    ],
+    ids=["subtotal", "order-total", "shipping", "line-total"],
+)
+def test_a_total_that_is_not_a_number_fails_its_order(
+    shop: httpx.Client, fields: dict, key: str
+) -> None:
+    failed, ok = _import(shop, [order(**fields), order(externalId="OK")])["results"]
+    assert failed["status"] == "Failed" and failed["errors"][key] == [
+        "The JSON value could not be converted to System.Decimal."
+    ]
+    assert ok["status"] == "Created"
+
+
+def test_a_non_finite_number_is_not_json(shop: httpx.Client) -> None:
+    body = b'[{"customer": {"customerNumber": "ACME"}, "items": [], "tax": NaN}]'
+    response = shop.post("/api/orders/bulk", content=body)
+    assert response.status_code == 400 and "not valid JSON" in response.text
+    # beside a number only the slow, exact parse keeps
+    nan = body.replace(b'"items": []', b'"items": [], "subtotal": 12345678901234567.5')
+    response = shop.post("/api/orders/bulk", content=nan)
+    assert response.status_code == 400 and "NaN is not a JSON number" in response.text

@@ -1,4 +1,5 @@
-"""Contract checks on mapped orders (CONTRACT §3.3, §6.3), as masks.
+"""Contract checks on mapped orders (CONTRACT §3.3, §3.5, §6.3), as masks; whether their
+totals add up is :mod:`.order_totals`'s.
 
 Only rules that hold for one record on its own live here; duplicates across the run and
 references to SKUs and customers are checked at admission (:mod:`.references`).
@@ -48,6 +49,10 @@ def check_orders(table: pa.Table, job: OrdersJob, grouped: pa.Table) -> list[Fai
         if "shippingTotal" in [f.name for f in total.type]:
             column = columns.get("shippingDetails.shippingTotal")
             failures.append(_negative(pc.struct_field(total, "shippingTotal"), column))
+    for name in ("subtotal", "tax", "orderTotal"):
+        if name in table.column_names:
+            values = combined(table.column(name))
+            failures.append(_negative(values, columns.get(name), "negative_amount"))
     return [f for f in failures if f is not None and f.mask.any()]
 
 
@@ -85,6 +90,9 @@ def _item_rules(items: pa.ListArray, job: OrdersJob) -> list[Failure]:
         ),
         Failure(_below(price, 0), job.items.price, price, "negative_price", "must be 0 or more"),
     ]
+    if job.items.line_total is not None:
+        line_total = pc.struct_field(lines, "lineTotal")
+        by_line.append(_negative(line_total, job.items.line_total, "negative_amount"))
     return [no_items] + [per_order(f, offsets) for f in by_line if f.mask.any()]
 
 
@@ -97,7 +105,7 @@ def _broken(grouped: pa.Table, job: OrdersJob) -> Failure | None:
         job.line_key,
         None,
         "malformed_line",
-        "a line of this order could not be read (see its malformed_row reject); "
+        "a line of this order could not be read (see the rejects of its lines); "
         "the order is not sent without it",
     )
 
@@ -106,5 +114,7 @@ def _below(values: pa.Array, minimum: int) -> np.ndarray:
     return pc.fill_null(pc.less(values, minimum), False).to_numpy(zero_copy_only=False)
 
 
-def _negative(values: pa.Array, column: str | None) -> Failure:
-    return Failure(_below(values, 0), column, values, "negative_price", "must be 0 or more")
+def _negative(values: pa.Array, column: str | None, rule: str = "negative_price") -> Failure:
+    if pa.types.is_dictionary(values.type):  # a constant
+        values = values.dictionary_decode()
+    return Failure(_below(values, 0), column, values, rule, "must be 0 or more")

@@ -3,11 +3,15 @@
 header columns to the API's order fields, dotted names building the nested objects
 (``customer.customerNumber``). Money is exact to ``money_scale`` decimals; naive dates are in
 ``timezone``, which a job mapping a date must state: a guessed zone moves every order by hours.
+The ERP's totals (``subtotal``, ``tax``, ``orderTotal``, line ``lineTotal`` or a line
+``discount`` turned into it by the job's ``rounding``) are sent as computed there (§3.5), and
+``totals`` says how closely they must add up.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,9 +37,12 @@ __all__ = [
     "ORDER_FIELDS",
     "ORDER_STATUSES",
     "DateColumn",
+    "Discount",
     "HoldPolicy",
     "ItemsSpec",
     "OrdersJob",
+    "Rounding",
+    "TotalsSettings",
     "check_timezone",
     "parse_orders_job",
 ]
@@ -54,19 +61,23 @@ ORDER_FIELDS: dict[str, Kind] = {
     "currencyCode": "string",
     "terms": "string",
     "notes": "string",
+    "subtotal": "money",
     "tax": "money",
+    "orderTotal": "money",
     "customer.customerNumber": "string",
     "primarySalesRep.repNumber": "string",
     "takenBySalesRep.repNumber": "string",
     "shippingDetails.shippingMethod": "string",
     "shippingDetails.shippingTotal": "money",
 }
-# CONTRACT §3.3: the ETL always sends sku, quantity and price, and may send name.
+# CONTRACT §3.3: the ETL always sends sku, quantity and price, and may send name; §3.5: a
+# historical order's lineTotal is stored as sent.
 ITEM_FIELDS: dict[str, Kind] = {
     "sku": "string",
     "quantity": "integer",
     "price": "money",
     "name": "string",
+    "lineTotal": "money",
 }
 # §3.6/§6.4: the emulator stores Completed as Complete; an ERP void is a cancellation.
 ORDER_STATUSES = {
@@ -132,8 +143,27 @@ OrderFieldSpec = Annotated[
 ]
 
 
+class Discount(SpecModel):
+    """A line discount the ERP stores instead of the line's total: ``{column: disc_pct, kind:
+    percent}`` (10 means 10 % off the line), ``kind: fraction`` (0.10 means 10 % off) or
+    ``{column: disc_amt, kind: amount}`` (money off the whole line, not per unit). An empty
+    cell is no discount."""
+
+    column: str
+    kind: Literal["percent", "fraction", "amount"]
+
+
+class Rounding(SpecModel):
+    """How a line total computed from a discount is rounded, as the ERP rounds it: ``half_up``
+    (a tie goes away from zero: 5.025 → 5.03) or ``half_even`` (to the even digit: 5.025 →
+    5.02), to ``places`` decimals. ``rounding: half_up`` is ``{mode: half_up, places: 2}``."""
+
+    mode: Literal["half_up", "half_even"]
+    places: int = Field(2, ge=0, le=18)
+
+
 class ItemsSpec(SpecModel):
-    """Where order lines come from and which columns make an item (§3.3)."""
+    """Where order lines come from and which columns make an item (§3.3, §3.5)."""
 
     source: SourceSpec | None = None  # None: one denormalized row per line in the job source
     key: str | None = None  # the lines' order-key column; default: the job's key
@@ -141,11 +171,41 @@ class ItemsSpec(SpecModel):
     quantity: str
     price: str
     name: str | None = None
+    line_total: str | None = Field(None, alias="lineTotal")  # the ERP's own, sent as it is
+    discount: Discount | None = None  # or: lineTotal = quantity × price less the discount
+    rounding: Rounding | None = None  # required with a discount
+
+    @field_validator("rounding", mode="before")
+    @classmethod
+    def _mode_alone(cls, value: Any) -> Any:
+        return {"mode": value} if isinstance(value, str) else value
 
     def columns(self) -> dict[str, str]:
-        """Item field → source column, for the fields mapped."""
+        """Job-file item key → source column, for every column the lines carry: the item
+        fields mapped (``ITEM_FIELDS``) and the discount."""
         found = {"sku": self.sku, "quantity": self.quantity, "price": self.price}
-        return found | ({"name": self.name} if self.name else {})
+        more = {
+            "name": self.name,
+            "lineTotal": self.line_total,
+            "discount": self.discount.column if self.discount else None,
+        }
+        return found | {name: column for name, column in more.items() if column}
+
+
+class TotalsSettings(SpecModel):
+    """How closely an order's totals must add up before it is sent: ``subtotal`` to the sum
+    of its lines' ``lineTotal`` (``quantity × price`` where a line has none), ``orderTotal`` to
+    ``subtotal + tax + shippingDetails.shippingTotal``, each part the job leaves out taken as
+    the API computes it (CONTRACT §3.5: subtotal from the lines, tax and shipping 0). A total
+    is checked only where the order has it; ``check`` lists the totals checked."""
+
+    tolerance: Decimal = Field(Decimal("0.01"), ge=0)  # in units of the order's currency
+    check: tuple[Literal["subtotal", "orderTotal"], ...] = ("subtotal", "orderTotal")
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _exact(cls, value: Any) -> Any:
+        return Decimal(repr(value)) if isinstance(value, float) else value  # YAML's 0.01
 
 
 class ReferenceSettings(SpecModel):
@@ -191,6 +251,7 @@ class OrdersJob(JobBase):
     items: ItemsSpec
     timezone: str | None = None  # required when a date has no zone of its own (_zone_problems)
     money_scale: int = Field(4, ge=0, le=18)  # decimals carried; more is rejected, never rounded
+    totals: TotalsSettings = TotalsSettings()
     references: ReferenceSettings = ReferenceSettings()
     hold: HoldPolicy | None = None  # orders waiting for a reference: how long they may wait
     spill_partition_bytes: int = Field(32 << 20, ge=1 << 16)  # unsorted files: per temp part
@@ -207,8 +268,9 @@ class OrdersJob(JobBase):
         return self.items.key or self.key
 
     def line_columns_used(self) -> dict[str, str]:
+        keys = {"discount": "discount.column"}
         return {"items.key": self.line_key} | {
-            f"items.{name}": column for name, column in self.items.columns().items()
+            f"items.{keys.get(name, name)}": column for name, column in self.items.columns().items()
         }
 
     def sources(self) -> list[Any]:
@@ -219,6 +281,7 @@ def parse_orders_job(raw: dict[str, Any], path: Path) -> OrdersJob:
     fields = raw.get("fields")
     record_fields = {"externalId", *(f.split(".")[0] for f in fields or {}), "items"}
     problems = _problems(fields) + _zone_problems(fields, raw.get("timezone"))
+    problems += _line_total_problems(raw)
     return parse_job(OrdersJob, raw, path, problems, record_fields)
 
 
@@ -276,6 +339,78 @@ def _zone_problems(fields: Any, timezone: Any) -> list[Problem]:
         if ORDER_FIELDS.get(name) == "datetime"
         and (isinstance(spec, str) or (isinstance(spec, dict) and not spec.get("timezone")))
         and not (isinstance(spec, dict) and "value" in spec)
+    ]
+
+
+def _line_total_problems(raw: dict[str, Any]) -> list[Problem]:
+    """A line's total comes from one place, and a discount's rounding is stated, no finer
+    than the money carried."""
+    items, scale = raw.get("items"), raw.get("money_scale", 4)
+    if not isinstance(items, dict):
+        return []
+    scale = scale if isinstance(scale, int) else 18  # a bad scale is reported by the model
+    discount, rounding = items.get("discount"), items.get("rounding")
+    problems = []
+    if discount is not None and items.get("lineTotal") is not None:
+        problems.append(
+            Problem(
+                "items.discount",
+                "is given with items.lineTotal: a line's total comes from one of them",
+                "map lineTotal when the ERP stores each line's total, discount when the "
+                "total is derived from it",
+            )
+        )
+    if discount is not None and rounding is None:
+        problems.append(
+            Problem(
+                "items.rounding",
+                "is required with items.discount: a line total computed from a discount "
+                "must be rounded as the ERP rounds it",
+                "add 'rounding: half_up' (a tie away from zero) or 'rounding: half_even'; "
+                "{mode: half_up, places: 0} for a currency without cents (default places: 2)",
+            )
+        )
+    if rounding is not None and discount is None:
+        problems.append(
+            Problem(
+                "items.rounding",
+                "rounds a line total computed from a discount, but no discount is mapped",
+                "remove it, or add items.discount: {column: ..., kind: percent} (or amount)",
+            )
+        )
+    return problems + _places_problems(rounding, scale) + _percent_problems(raw, discount)
+
+
+def _percent_problems(raw: dict[str, Any], discount: Any) -> list[Problem]:
+    """``number: {percent: true}`` reads ``12.5%`` as 0.125, which ``kind: percent`` would take
+    for an eighth of a per cent off."""
+    if not isinstance(discount, dict) or discount.get("kind") != "percent":
+        return []
+    number = raw.get("number") if isinstance(raw.get("number"), dict) else {}
+    own = (number.get("columns") or {}).get(discount.get("column"))
+    style = own if isinstance(own, dict) else number
+    if not style.get("percent"):
+        return []
+    return [
+        Problem(
+            "items.discount.kind",
+            "percent takes 12.5 as 12.5 % off, but number: percent: true reads '12.5%' as "
+            "0.125 for this column",
+            "use kind: fraction",
+        )
+    ]
+
+
+def _places_problems(rounding: Any, scale: int) -> list[Problem]:
+    places = rounding.get("places", 2) if isinstance(rounding, dict) else 2
+    if rounding is None or not isinstance(places, int) or places <= scale:
+        return []
+    return [
+        Problem(
+            "items.rounding.places",
+            f"{places} decimals is finer than money_scale ({scale})",
+            f"raise money_scale to {places}, or round to at most {scale} decimals",
+        )
     ]
 
 

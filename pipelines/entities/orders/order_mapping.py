@@ -3,8 +3,9 @@
 ``map_orders`` turns a chunk of orders (header columns plus the ``__items`` list column from
 :mod:`.grouping`) into a table whose columns are the API's order fields, dotted job-file names
 becoming structs (``customer.customerNumber`` → ``customer: {customerNumber}``) and items a
-``list<struct<sku, quantity, price[, name]>>`` sharing the grouping's offsets. Cell-level
-problems come back as ``Failure``s over orders; nothing here drops a row.
+``list<struct<sku, quantity, price[, name][, lineTotal]>>`` sharing the grouping's offsets
+(``lineTotal`` mapped, or computed from a mapped discount). Cell-level problems come back as
+``Failure``s over orders; nothing here drops a row.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pyarrow.compute as pc
 
 from pipelines.entities.orders.grouping import ITEMS
 from pipelines.entities.orders.order_job import ITEM_FIELDS, ORDER_FIELDS, ORDER_STATUSES, OrdersJob
+from pipelines.entities.orders.order_totals import discounted_totals
 from pipelines.extract.chunks import Chunk
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.field_values import FieldValues, struct_column, text_column
@@ -54,11 +56,28 @@ def _items(items: pa.ListArray, job: OrdersJob, failures: list[Failure]) -> pa.A
     children = {
         name: fields.value(f"items.{name}", column, ITEM_FIELDS[name], len(lines))
         for name, column in job.items.columns().items()
+        if name in ITEM_FIELDS
     }
+    if job.items.discount is not None:
+        children["lineTotal"] = _discounted(children, fields, job, line_failures)
     for failure in line_failures:
         failures.append(per_order(failure, offsets - offsets[0]))
     values = pa.StructArray.from_arrays(list(children.values()), names=list(children))
     return pa.ListArray.from_arrays(pa.array(offsets - offsets[0], pa.int32()), values)
+
+
+def _discounted(
+    children: dict[str, pa.Array], fields: FieldValues, job: OrdersJob, failures: list[Failure]
+) -> pa.Array:
+    """§3.5: the line total the ERP computed from its discount, rounded by the job's rule."""
+    items, column = job.items, job.items.discount.column
+    discount = fields.value("items.discount", column, "money", len(fields.table))
+    totals, found = discounted_totals(
+        children["quantity"], children["price"], discount, items.discount, items.rounding,
+        job.money_scale, fields.table.column(column).combine_chunks(),
+    )  # fmt: skip
+    failures += found
+    return totals
 
 
 def per_order(failure: Failure, offsets: np.ndarray) -> Failure:

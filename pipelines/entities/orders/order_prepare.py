@@ -1,6 +1,6 @@
-"""The pure, per-chunk part of an orders run: map, check, hash and serialize a chunk of
-orders (headers with their lines). It needs nothing from other chunks, so it runs on worker
-threads while the main thread admits chunks in order.
+"""The pure, per-chunk part of an orders run: map, check (totals last), hash and serialize a
+chunk of orders (headers with their lines). It needs nothing from other chunks, so it runs on
+worker threads while the main thread admits chunks in order.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pipelines.entities.orders.grouping import OrderChunk
 from pipelines.entities.orders.order_checks import check_orders
 from pipelines.entities.orders.order_job import OrdersJob
 from pipelines.entities.orders.order_mapping import map_orders
-from pipelines.transform.prepared import Prepared, prepared
+from pipelines.entities.orders.order_totals import total_rules
+from pipelines.transform.prepared import Prepared, passed_rows, prepared
 from pipelines.transform.serialize import key_hashes
 
 __all__ = ["OrderReferences", "prepare_orders"]
@@ -35,6 +36,7 @@ def prepare_orders(chunk: OrderChunk, job: OrdersJob) -> Prepared:
         return _nothing(chunk)
     table, failures = map_orders(chunk, job)
     failures += check_orders(table, job, chunk.table)
+    failures += total_rules(table, job, passed_rows(failures, len(table)))
     ids = table.column("externalId").combine_chunks()
     items = table.column("items").combine_chunks()
     offsets = items.offsets.to_numpy()
