@@ -132,10 +132,63 @@ def test_explicit_cp1252_on_undefined_byte_raises_source_error(tmp_path):
         read_all(path, encoding="cp1252")
 
 
+@pytest.mark.parametrize(
+    ("mark", "body_encoding", "given", "logged"),
+    [
+        (codecs.BOM_UTF8, "utf-8", "cp1252", "UTF-8"),
+        (codecs.BOM_UTF8, "utf-8", "latin-1", "UTF-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le", "cp1252", "UTF-16 little-endian"),
+        (codecs.BOM_UTF16_BE, "utf-16-be", "utf-8", "UTF-16 big-endian"),
+        (codecs.BOM_UTF8, "utf-8", "utf-8", None),
+        (codecs.BOM_UTF8, "utf-8", "UTF8", None),
+        (codecs.BOM_UTF16_LE, "utf-16-le", "utf-16-le", None),
+        (codecs.BOM_UTF16_LE, "utf-16-le", "utf-16", None),
+    ],
+    ids=[
+        "utf8-mark-cp1252-given",
+        "utf8-mark-latin1-given",
+        "utf16le-mark-cp1252-given",
+        "utf16be-mark-utf8-given",
+        "utf8-mark-utf8-given",
+        "utf8-mark-UTF8-given",
+        "utf16le-mark-utf16le-given",
+        "utf16le-mark-utf16-given",
+    ],
+)
+def test_a_byte_order_mark_is_never_glued_onto_the_first_column(
+    tmp_path, mark, body_encoding, given, logged
+):
+    """The mark wins over the encoding given (and the log says so); it is never data."""
+    path = write(tmp_path, mark + "Artikelnummer,Bezeichnung\nA1,Größe ø\n".encode(body_encoding))
+    assert csv_columns(path, encoding=given) == ["Artikelnummer", "Bezeichnung"]
+    lines: list[str] = []
+    records, rows, _ = read_all(path, encoding=given, log=lines.append)
+    assert records == [{"Artikelnummer": "A1", "Bezeichnung": "Größe ø"}]
+    assert rows == [2]
+    if logged is None:
+        assert lines == []
+    else:
+        assert lines == [
+            f"{path}: the file starts with a {logged} byte order mark, so it is read as "
+            f"{logged}, not as the {given} given"
+        ]
+
+
+def test_encoding_that_is_not_a_text_encoding_is_named(tmp_path):
+    path = write(tmp_path, "sku\nA1\n")
+    with pytest.raises(SourceError, match="encoding 'hex' is not a text encoding; use auto"):
+        read_all(path, encoding="hex")
+
+
 def test_unknown_encoding_raises_source_error(tmp_path):
     path = write(tmp_path, "sku\nA1\n")
-    with pytest.raises(SourceError, match="unknown encoding"):
-        read_all(path, encoding="klingon")
+    for read in (
+        lambda: csv_columns(path, encoding="klingon"),
+        lambda: read_all(path, encoding="klingon"),
+    ):
+        with pytest.raises(SourceError, match="encoding 'klingon' is not known; use auto") as err:
+            read()
+        assert "utf-8, cp1252, latin-1, utf-16" in str(err.value)  # what is supported
 
 
 # --- text fidelity ------------------------------------------------------------------------------
@@ -165,6 +218,23 @@ def test_quoted_newline_is_one_row_and_later_rows_stay_numbered(tmp_path):
     records, rows, _ = read_all(path)
     assert records[0]["description"] == "line one\r\nline two"
     assert [r["sku"] for r in records] == ["A1", "A2"]
+    assert rows == [2, 3]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "mark"),
+    [("utf-8", b""), ("utf-8", codecs.BOM_UTF8), ("cp1252", b"")],
+    ids=["utf8", "utf8-bom", "cp1252"],
+)
+def test_crlf_in_a_quoted_value_survives_a_block_seam(tmp_path, monkeypatch, encoding, mark):
+    """Arrow drops the LF of a CR LF split between two of its reads (apache/arrow#51368)."""
+    monkeypatch.setattr(extract, "_READ_BYTES", 4096)
+    head = 'sku,note\r\nA1,"'
+    value = "x" * (4095 - len(mark) - len(head)) + "\r\nnext line Größe"
+    data = mark + (head + value + '"\r\nA2,plain\r\n').encode(encoding)
+    assert data[4095:4097] == b"\r\n"  # the seam between Arrow's first two reads
+    records, rows, _ = read_all(write(tmp_path, data), encoding=encoding, block_bytes=4096)
+    assert records == [{"sku": "A1", "note": value}, {"sku": "A2", "note": "plain"}]
     assert rows == [2, 3]
 
 
@@ -264,7 +334,7 @@ def test_directory_and_bad_delimiter_raise_source_error(tmp_path):
     with pytest.raises(SourceError, match="directory"):
         csv_columns(tmp_path)
     path = write(tmp_path, "sku\nA\n")
-    with pytest.raises(SourceError, match="single ASCII character"):
+    with pytest.raises(SourceError, match="delimiter ';;' is not one ASCII character; use e.g."):
         read_all(path, delimiter=";;")
 
 

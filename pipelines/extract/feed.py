@@ -201,7 +201,11 @@ class SourceOpener:
             encoding = choice.encoding
         columns = files.csv_columns(path, encoding=encoding, delimiter=source.delimiter)
         chunks = files.read_csv(
-            path, encoding=encoding, delimiter=source.delimiter, block_bytes=CSV_BLOCK_BYTES
+            path,
+            encoding=encoding,
+            delimiter=source.delimiter,
+            block_bytes=CSV_BLOCK_BYTES,
+            log=self.log,
         )
         return columns, chunks
 

@@ -66,7 +66,10 @@ class Batch:
 
 
 class Batcher:
-    """Accumulates pending records across chunks; yields a batch whenever one is full."""
+    """Accumulates pending records across chunks; yields a batch whenever one is full.
+
+    A record larger than ``max_bytes`` on its own is a batch of one: the bound is for
+    grouping, and whether the API can take it is the sender's call (``MAX_BODY_BYTES``)."""
 
     def __init__(self, max_items: int, max_bytes: int):
         self.max_items, self.max_bytes = max_items, max_bytes

@@ -5,6 +5,10 @@ Layers, innermost first: ``_post_once`` (the only code that touches the network,
 ``load.http.request``, where httpx errors are translated), ``_post`` (pacing),
 ``post_with_retries`` (CONTRACT §5.3), ``send``
 (whole-batch 400 and 413 handling, CONTRACT §6.1). Per-item results follow §2.8.
+
+A record too large for any request (``MAX_BODY_BYTES``) fails alone, unsent, with its size in
+the reason; the rest of its batch is sent. Batches are cut by the job's ``batch.max_bytes``,
+which a single record may exceed: it then goes alone, as long as the API can take it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,20 @@ from pipelines.load.pacing import Pacer
 if TYPE_CHECKING:
     from pipelines.run.stopping import StopRequest
 
-__all__ = ["BatchResult", "ItemOutcome", "RetryPolicy", "Sender", "describe_refusal"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "BatchResult",
+    "ItemOutcome",
+    "RetryPolicy",
+    "Sender",
+    "describe_refusal",
+]
 
 Status = Literal["created", "updated", "failed"]
+# CONTRACT §6.1, §6.19 [A]: the API answers 413 to a body over ~30,000,000 bytes (Kestrel's
+# default limit). A record whose JSON alone is larger could never land: sending it would
+# only upload 30 MB to be refused, or cut off mid-upload and retried as a network error.
+MAX_BODY_BYTES = 30_000_000
 _INDEXED_KEY = re.compile(r"^\[(\d+)\]\.?(.*)$")
 
 
@@ -77,8 +92,10 @@ class Sender:
         sleep: Callable[[float], None] = time.sleep,
         seed: int | None = None,
         stop: StopRequest | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ):
         self.client, self.endpoint, self.method = client, endpoint, method
+        self.max_body_bytes = max_body_bytes
         self.policy = policy or RetryPolicy()
         self.pacer = pacer
         self._rng, self.stop = random.Random(seed), stop
@@ -86,9 +103,16 @@ class Sender:
         self._sleep = stop.sleep if stop is not None and sleep is time.sleep else sleep
 
     def send(self, bodies: list[bytes]) -> BatchResult:
-        """Send one batch; items the API refuses end as ``failed`` with its message."""
+        """Send one batch; items the API refuses, or that are too large to send, end as
+        ``failed`` with the reason."""
         result = BatchResult(outcomes=[])
-        result.outcomes = self._send(bodies, result)
+        # a body is a JSON array: "[" + items joined by "," + "]"
+        too_large = {
+            i: _too_large(len(body), self.max_body_bytes)
+            for i, body in enumerate(bodies)
+            if len(body) + 2 > self.max_body_bytes
+        }
+        result.outcomes = self._send_others(bodies, too_large, result)
         return result
 
     def _send(self, bodies: list[bytes], result: BatchResult) -> list[ItemOutcome]:
@@ -103,6 +127,9 @@ class Sender:
         if response.status_code == 413 and len(bodies) > 1:
             result.shrink = True
             return self._halves(bodies, result)
+        if response.status_code == 413:  # the target's limit is below MAX_BODY_BYTES
+            message = f"{_too_large(len(bodies[0]), None)}: {describe_refusal(response)}"
+            return [ItemOutcome("failed", message)]
         if response.status_code == 400:
             return self._isolate(bodies, _problem(response), result)
         return [ItemOutcome("failed", describe_refusal(response))] * len(bodies)
@@ -120,10 +147,16 @@ class Sender:
         named = _indexed_errors(problem, len(bodies))
         if not named:
             return self._halves(bodies, result)
-        keep = [i for i in range(len(bodies)) if i not in named]
-        outcomes: list[ItemOutcome] = [
-            ItemOutcome("failed", named.get(i)) for i in range(len(bodies))
-        ]
+        return self._send_others(bodies, named, result)
+
+    def _send_others(
+        self, bodies: list[bytes], failed: dict[int, str], result: BatchResult
+    ) -> list[ItemOutcome]:
+        """The items in ``failed`` fail with their message; the others are sent."""
+        if not failed:
+            return self._send(bodies, result)
+        outcomes = [ItemOutcome("failed", failed.get(i)) for i in range(len(bodies))]
+        keep = [i for i in range(len(bodies)) if i not in failed]
         if keep:
             for i, outcome in zip(keep, self._send([bodies[i] for i in keep], result), strict=True):
                 outcomes[i] = outcome
@@ -225,6 +258,16 @@ def _errors_text(errors) -> str:
             for k, v in errors.items()
         )
     return "" if errors is None else str(errors)
+
+
+def _too_large(size: int, limit: int | None) -> str:
+    what = f"the record alone is {size:,} bytes of JSON"
+    if limit is None:
+        return f"{what}, more than the API accepts in one request"
+    return (
+        f"{what}, more than the {limit:,} bytes the API accepts in one request: not sent; "
+        "shorten its longest field or leave that field out of the job"
+    )
 
 
 def describe_refusal(response: httpx.Response) -> str:
