@@ -315,9 +315,9 @@ def test_file_of_only_malformed_rows(tmp_path):
         (codecs.BOM_UTF8, "no header row", None),
         (b"\n\n\n", "no header row", None),
         (b"sku,name,sku\nA,b,c\n", "'sku' appears twice", "sku"),
-        (b"sku,,name\nA,b,c\n", "column 2 has no name", None),
+        (b" sku ,name,sku\nA,b,c\n", "'sku' appears twice", "sku"),
     ],
-    ids=["missing", "empty", "bom-only", "blank-lines", "duplicate-header", "empty-header"],
+    ids=["missing", "empty", "bom-only", "blank-lines", "duplicate-header", "padded-duplicate"],
 )
 def test_unreadable_csv_raises_source_error(tmp_path, data, match, column):
     path = tmp_path / "broken.csv"
@@ -328,6 +328,18 @@ def test_unreadable_csv_raises_source_error(tmp_path, data, match, column):
             read()
         assert str(err.value).startswith(str(path))
         assert err.value.column == column
+
+
+def test_header_names_are_trimmed_and_nameless_columns_dropped(tmp_path):
+    """Fixed-width exports pad names; Excel writes ';;' after formatted empty cells."""
+    path = write(tmp_path, "ITNBR   ;PRICE ;;\nAS-1;0,35;;\nAS-2;0,12;x;\n;;;\nAS-3;1;;\n")
+    assert csv_columns(path, delimiter=";") == ["ITNBR", "PRICE", "", ""]
+    records, rows, chunks = read_all(path, delimiter=";")
+    assert records == [{"ITNBR": "AS-1", "PRICE": "0,35"}, {"ITNBR": "AS-3", "PRICE": "1"}]
+    assert rows == [2, 5]  # row 4 holds nothing at all: a blank line, neither read nor rejected
+    (reject,) = rejects_of(chunks)
+    assert (reject.row, reject.column, reject.value) == (3, "#3", "x")
+    assert reject.rule == "unnamed_column"
 
 
 def test_directory_and_bad_delimiter_raise_source_error(tmp_path):

@@ -34,6 +34,7 @@ from pipelines.extract.csv_stream import (
     regroup,
     stream,
 )
+from pipelines.extract.header_names import HeaderNames
 from pipelines.extract.record_bounds import RecordBounds, byte_aligned
 
 __all__ = [
@@ -71,15 +72,16 @@ def detect_encoding(path: Path) -> EncodingChoice:
 def csv_columns(path: Path, *, encoding: str = "auto", delimiter: str = ",") -> list[str]:
     """The header names of a CSV file, read from its first block only.
 
-    Raises ``SourceError`` for a missing, empty or undecodable file, a missing header, and an
-    empty or duplicated column name.
+    Names are trimmed, and a column with no name is ``""`` (see :mod:`.header_names`).
+    Raises ``SourceError`` for a missing, empty or undecodable file, a missing header, and a
+    duplicated column name.
     """
     source = str(path)
     with _source_errors(source, encoding=encoding):
         # the header is all this needs, so only its block decides the encoding
         choice = charsets.choose(Path(path), encoding, limit=_HEADER_BLOCK)
     with _source_errors(source, encoding=choice.encoding):
-        return _read_header(Path(path), source, choice.encoding, delimiter)
+        return HeaderNames(_read_header(Path(path), source, choice.encoding, delimiter)).names
 
 
 def parquet_columns(path: Path) -> list[str]:
@@ -131,9 +133,11 @@ def read_csv(
         path, source, names, choice.encoding, arrow_encoding, delimiter,
         min(block_bytes, _READ_BYTES), MAX_ROW_BYTES, log,
     )  # fmt: skip
+    header = HeaderNames(names)
     # conversion errors can now name their column, and their row however far streaming resumed
     with _source_errors(source, names, choice.encoding, rows=csv.malformed):
-        yield from regroup(stream(csv), max(1, block_bytes // _READ_BYTES))
+        for chunk in regroup(stream(csv), max(1, block_bytes // _READ_BYTES)):
+            yield header.tidy(chunk)
 
 
 def read_parquet(path: Path, *, batch_rows: int = 65_536) -> Iterator[Chunk]:
@@ -173,7 +177,7 @@ def _read_header(path: Path, source: str, encoding: str, delimiter: str) -> list
                                 parse_options=parsing)  # fmt: skip
     names = reader.schema.names
     reader.close()
-    _check_names(names, source, row=1)
+    _check_names([name.strip() for name in names], source, row=1, unnamed_ok=True)
     return names
 
 
@@ -186,9 +190,13 @@ def _header_bytes(path: Path, delimiter: str) -> bytes:
         return bounds.read(first, end - first)
 
 
-def _check_names(names: list[str], source: str, row: int | None) -> None:
+def _check_names(
+    names: list[str], source: str, row: int | None, *, unnamed_ok: bool = False
+) -> None:
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
+        if not name.strip() and unnamed_ok:
+            continue
         if not name.strip():
             raise SourceError(
                 f"column {position} has no name; give every column a name",
