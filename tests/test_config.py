@@ -102,6 +102,10 @@ def test_a_partial_batch_keeps_the_entity_defaults(tmp_path):
             "source.encoding: encoding 'utf8x' is not known; use auto",
         ),
         (
+            "{type: csv, path: p.csv, encoding: hex}",
+            "source.encoding: encoding 'hex' is not known; use auto",
+        ),
+        (
             "{type: csv, path: p.csv, delimiter: ';;'}",
             "source.delimiter: delimiter ';;' is not one ASCII character; use e.g. ',', ';'",
         ),

@@ -7,7 +7,6 @@ problem reporting are in :mod:`pipelines.jobs.job_file`.
 
 from __future__ import annotations
 
-import codecs
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -68,8 +67,8 @@ class CsvSource(SpecModel):
         if value == "auto":
             return value
         try:
-            codecs.lookup(value)
-        except LookupError:
+            "a".encode(value)  # LookupError for an unknown name, or a non-text codec (hex)
+        except (LookupError, TypeError):
             raise ValueError(
                 f"encoding {value!r} is not known; use auto (byte order mark, else UTF-8, "
                 "else cp1252) or a Python codec name such as utf-8, cp1252, latin-1, utf-16"
