@@ -87,6 +87,29 @@ def test_a_mapping_change_resends_every_record(emulator, api, tmp_path):
     assert all(p["name"] == before[key]["category"] for key, p in held.items())
 
 
+def test_a_number_format_change_maps_every_row_again(emulator, api, tmp_path, serialized):
+    """The rows' bytes stay, what they say changes: ``1.234`` is 1.234 written plainly and
+    1234 written German style. No memo may recall such a row as unchanged."""
+    with SAMPLE.open(encoding="utf-8-sig", newline="") as f:
+        head = list(csv.reader(f))[:4]
+    source = tmp_path / "products.csv"
+    with source.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(head)
+    lines = _edit(source, "price_retail", {1: "1.234", 2: "2.500", 3: "7"})
+    skus = [line[0].strip() for line in lines[1:]]
+    assert run_sync(job_for(tmp_path, source), emulator, tmp_path).created == 3
+    german = {"columns": {"price_retail": {"decimal": ",", "thousands": "."}}}
+    serialized.clear()
+    second = run_sync(job_for(tmp_path, source, number=german), emulator, tmp_path)
+    assert (second.updated, second.unchanged, sum(serialized)) == (2, 1, 3)
+    held = all_products(api)
+    assert [held[sku]["price"] for sku in skus] == [1234.0, 2500.0, 7.0]
+    assert [held[sku]["prices"][0]["price"] for sku in skus] == [1234.0, 2500.0, 7.0]
+    serialized.clear()
+    third = run_sync(job_for(tmp_path, source, number=german), emulator, tmp_path)
+    assert (third.unchanged, sum(serialized)) == (3, 0)  # the memo serves again
+
+
 def _price_list_job(tmp_path: Path) -> tuple[Path, Path]:
     """The sample job with its prices from a copy of the long price list: (job, list)."""
     prices = tmp_path / "price_list.csv"

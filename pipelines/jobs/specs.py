@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from pipelines.contract import ISO_4217
 from pipelines.quality.expectations import ExpectationSpec
 from pipelines.quality.gates import GateSettings
 
@@ -195,8 +196,15 @@ class NumberStyle(SpecModel):
 
     decimal: Literal[".", ","] = "."
     thousands: Literal["", ",", ".", " ", "'", "\u00a0", "\u202f"] = ""
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    currency: str | None = None
     percent: bool = False
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_code(cls, value: str | None) -> str | None:
+        if value is not None and value not in ISO_4217:
+            raise ValueError(f"currency {value!r} is not an ISO 4217 code such as EUR, USD, CHF")
+        return value
 
     @field_validator("thousands", mode="after")
     @classmethod

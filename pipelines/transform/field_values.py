@@ -17,6 +17,7 @@ from pipelines.quality.row_checks import Failure
 from pipelines.transform.convert import as_text, convert, normalize_text, present, value_map
 from pipelines.transform.dates import AmbiguousDates, to_utc_text
 from pipelines.transform.money import to_money
+from pipelines.transform.numbers import is_text, read_numbers
 
 __all__ = ["FieldValues", "entries_column", "plain_text", "struct_column", "text_column"]
 
@@ -27,8 +28,8 @@ class FieldValues:
     """Converts one job-file field spec into an Arrow column, collecting failures."""
 
     def __init__(self, job: Any, table: pa.Table, failures: list[Failure]):
-        """``job`` gives ``path`` for errors, and ``money_scale``/``timezone`` when it maps
-        money or dates."""
+        """``job`` gives ``path`` for errors, ``number`` (how its text writes numbers), and
+        ``money_scale``/``timezone`` when it maps money or dates."""
         self.job, self.table, self.failures = job, table, failures
 
     def value(self, target: str, spec, kind: Kind, n: int) -> pa.Array:
@@ -41,15 +42,27 @@ class FieldValues:
         if kind == "datetime":
             return self._date(target, spec, column, raw)
         if kind == "money":
-            values, bad, fine = to_money(plain_text(raw), self.job.money_scale)
+            values, bad, fine = to_money(self._number_text(spec, column, raw), self.job.money_scale)
             self._fail(bad, column, raw, "not_a_number", "is not a valid decimal")
             self._fail(fine, column, raw, "too_many_decimals", self._scale_message())
             return values
         if kind == "integer" and pa.types.is_integer(raw.type):
             return raw.cast(pa.int64())
-        values, bad = convert(text_column(raw), kind)
+        text = self._number_text(spec, column, raw) if kind == "integer" else raw
+        values, bad = convert(text_column(text), kind)
         rule = "not_a_boolean" if kind == "boolean" else "not_a_number"
         self._fail(bad, column, raw, rule, f"is not a valid {kind}")
+        return values
+
+    def _number_text(self, spec, column: str, raw: pa.Array) -> pa.Array:
+        """Text written in the job's ``number:`` style as plain number text (``1.234,50`` →
+        ``1234.50``); a misfit is a failure naming the format. Typed columns stay as they
+        are, and so does a value map's output: the job file's own, plainly written."""
+        values = plain_text(raw)
+        if isinstance(spec, ColumnMap) or not is_text(values.type):
+            return values
+        values, found = read_numbers(values, column, self.job.number.for_column(column))
+        self.failures.extend(found)
         return values
 
     def _constant(self, target: str, spec: Constant, kind: Kind, n: int) -> pa.Array:

@@ -14,12 +14,15 @@ import pyarrow.compute as pc
 
 from pipelines.entities.products.product_job import PriceList
 from pipelines.extract.chunks import Chunk
+from pipelines.jobs.specs import NumberFormat
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.convert import convert, normalize_text, present
+from pipelines.transform.numbers import is_text, read_numbers
 from pipelines.transform.rejects import Reject
 
 __all__ = ["PriceListIndex"]
 
+_PLAIN = NumberFormat()  # what the API writes: 1234.5
 _PRICE_FIELDS = [("tier", pa.string()), ("price", pa.float64()), ("atQuantity", pa.int64())]
 
 
@@ -33,12 +36,13 @@ class PriceListIndex:
 
     @classmethod
     def load(
-        cls, config: PriceList, chunks: Iterable[Chunk]
+        cls, config: PriceList, chunks: Iterable[Chunk], number: NumberFormat = _PLAIN
     ) -> tuple[PriceListIndex, list[Reject]]:
-        """Read and check the whole list; bad rows become rejects and spoil their key."""
+        """Read and check the whole list; bad rows become rejects and spoil their key. Prices
+        and quantities written as text are read in the job's ``number`` style."""
         parts, rejects, source = [], [], ""
         for chunk in chunks:
-            good, chunk_rejects = _check(chunk, config)
+            good, chunk_rejects = _check(chunk, config, number)
             parts.append(good)
             rejects.extend(chunk_rejects)
             source = chunk.source
@@ -85,16 +89,19 @@ class PriceListIndex:
         return pa.ListArray.from_arrays(offsets, entries, mask=pa.array(counts == 0))
 
 
-def _check(chunk: Chunk, config: PriceList) -> tuple[pa.Table, list[Reject]]:
+def _check(chunk: Chunk, config: PriceList, number: NumberFormat) -> tuple[pa.Table, list[Reject]]:
     col = {
         c: normalize_text(chunk.table.column(c).combine_chunks())
         for c in (config.key, config.tier, config.quantity, config.price)
     }
-    price, bad_price = convert(col[config.price], "decimal")
-    quantity, bad_qty = convert(col[config.quantity], "integer")
+    misfits: list[Failure] = []
+    price, bad_price = convert(_number(chunk, col, config.price, number, misfits), "decimal")
+    quantity, bad_qty = convert(_number(chunk, col, config.quantity, number, misfits), "integer")
     checks = [
         (~present(col[config.key]), config.key, "required", "key is required"),
         (~present(col[config.tier]), config.tier, "required", "tier is required"),
+        # before "required": a price not written in the job's style is null, not missing
+        *((f.mask, f.column, f.rule, f.message) for f in misfits),
         (~present(price) & ~bad_price, config.price, "required", "price is required"),
         (bad_price, config.price, "not_a_number", "is not a valid decimal"),
         (
@@ -132,3 +139,14 @@ def _check(chunk: Chunk, config: PriceList) -> tuple[pa.Table, list[Reject]]:
         {"key": col[config.key], "tier": col[config.tier], "price": price, "atQuantity": quantity}
     ).filter(pa.array(~bad))
     return good, rejects
+
+
+def _number(
+    chunk: Chunk, col: dict, name: str, number: NumberFormat, misfits: list[Failure]
+) -> pa.Array:
+    """The column as plain number text when the source wrote it as text (CSV)."""
+    if not is_text(chunk.table.schema.field(name).type):
+        return col[name]
+    values, found = read_numbers(col[name], name, number.for_column(name))
+    misfits.extend(found)
+    return values

@@ -160,7 +160,7 @@ def load_price_list(
         return None, []
     file = None if isinstance(cfg.source, SqlSource) else opener.path(cfg.source, main=False)
     before = file_digest(file) if file is not None else None
-    columns, chunks = opener.open(cfg.source, main=False)
+    columns, chunks = opener.open(cfg.source, main=False, number=job.number)
     missing = [c for c in (cfg.key, cfg.tier, cfg.quantity, cfg.price) if c not in columns]
     if missing:
         where = opener.name(cfg.source, main=False)
@@ -168,7 +168,7 @@ def load_price_list(
             str(job.path),
             [Problem("price_list", f"column {c!r} is not in {where}") for c in missing],
         )
-    index, rejects = PriceListIndex.load(cfg, chunks)
+    index, rejects = PriceListIndex.load(cfg, chunks, job.number)
     if file is not None and file_digest(file) == before:  # else the bytes read are unknown
         index.digest = before
     keys = RowKeys.of(cfg.source, cfg.key, opener, main=False)  # rows it could not parse

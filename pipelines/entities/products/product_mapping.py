@@ -17,6 +17,7 @@ from pipelines.extract.chunks import Chunk
 from pipelines.jobs.specs import ColumnMap, Constant
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.convert import convert, normalize_text, value_map
+from pipelines.transform.numbers import is_text, read_number_columns
 
 __all__ = ["PRICE_TYPE", "map_identities", "map_products"]
 
@@ -34,11 +35,13 @@ def map_products(
 ) -> tuple[pa.Table, list[Failure]]:
     source = _source(chunk, set(job.source_columns_used().values()))
     failures: list[Failure] = []
+    numbers = _Numbers(source, chunk.table.schema, job, failures)
     columns = {"externalId": source[job.key]}
     for target, spec in job.fields.items():
-        columns[target] = _field(spec, PRODUCT_FIELDS[target], source, len(chunk.table), failures)
+        kind = PRODUCT_FIELDS[target]
+        columns[target] = _field(spec, kind, source, numbers, len(chunk.table), failures)
     if job.prices:
-        columns["prices"] = _wide_prices(job.prices, source, failures)
+        columns["prices"] = _wide_prices(job.prices, source, numbers, failures)
     elif price_list is not None:
         columns["prices"] = price_list.prices_for(columns["externalId"], failures)
     if job.attributes:
@@ -54,7 +57,8 @@ def map_identities(chunk: Chunk, job: ProductsJob) -> pa.Table:
     spec = job.fields["sku"]
     column = spec if isinstance(spec, str) else getattr(spec, "column", None)
     source = _source(chunk, {job.key, column})
-    sku = _field(spec, PRODUCT_FIELDS["sku"], source, len(chunk.table), [])
+    numbers = _Numbers(source, chunk.table.schema, job, [])
+    sku = _field(spec, PRODUCT_FIELDS["sku"], source, numbers, len(chunk.table), [])
     return pa.table({"externalId": source[job.key], "sku": sku})
 
 
@@ -66,14 +70,45 @@ def _source(chunk: Chunk, used: set[str | None]) -> dict[str, pa.Array]:
     }
 
 
-def _field(spec, kind, source, n: int, failures: list[Failure]) -> pa.Array:
+class _Numbers:
+    """The chunk's number columns as plain text, read in the job's ``number:`` style, all
+    at once on first use (a retail price column is often a tier's price too). Only text is
+    read so: a Parquet or SQL number column is typed already."""
+
+    def __init__(self, source: dict, schema: pa.Schema, job: ProductsJob, failures: list[Failure]):
+        self.source, self.schema, self.job, self.failures = source, schema, job, failures
+        self.read: dict[str, pa.Array] | None = None
+
+    def __call__(self, name: str) -> pa.Array:
+        if self.read is None:
+            texts = {
+                column: self.source[column]
+                for column in _number_columns(self.job)
+                if is_text(self.schema.field(column).type)
+            }
+            self.read, found = read_number_columns(texts, self.job.number)
+            self.failures.extend(found)
+        return self.read.get(name, self.source[name])
+
+
+def _number_columns(job: ProductsJob) -> list[str]:
+    """The source columns the job reads as numbers."""
+    fields = [
+        spec
+        for target, spec in job.fields.items()
+        if isinstance(spec, str) and PRODUCT_FIELDS[target] in ("decimal", "integer")
+    ]
+    return list(dict.fromkeys([*fields, *(tier.price for tier in job.prices)]))
+
+
+def _field(spec, kind, source, numbers: _Numbers, n: int, failures: list[Failure]) -> pa.Array:
     if isinstance(spec, Constant):  # dictionary-encoded, so it is serialized once, not n times
         return pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(n, np.int32)), pa.array([spec.value])
         )
     if isinstance(spec, ColumnMap):
         return _mapped_column(spec, kind, source[spec.column], failures)
-    values, bad = convert(source[spec], kind)
+    values, bad = convert(numbers(spec) if kind in ("decimal", "integer") else source[spec], kind)
     if bad.any():
         failures.append(
             Failure(
@@ -104,8 +139,10 @@ def _mapped_column(spec: ColumnMap, kind, column: pa.Array, failures: list[Failu
     return values
 
 
-def _wide_prices(tiers: tuple[TierPrice, ...], source, failures: list[Failure]) -> pa.Array:
-    grid = np.column_stack([_price_column(t.price, source, failures) for t in tiers])
+def _wide_prices(
+    tiers: tuple[TierPrice, ...], source, numbers: _Numbers, failures: list[Failure]
+) -> pa.Array:
+    grid = np.column_stack([_price_column(t.price, source, numbers, failures) for t in tiers])
     valid = ~np.isnan(grid)
     tier_idx = np.nonzero(valid)[1]  # row-major order keeps each row's entries together
     offsets = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int32)
@@ -123,8 +160,8 @@ def _wide_prices(tiers: tuple[TierPrice, ...], source, failures: list[Failure]) 
     return pa.ListArray.from_arrays(pa.array(offsets), entries)
 
 
-def _price_column(name: str, source, failures: list[Failure]) -> np.ndarray:
-    values, bad = convert(source[name], "decimal")
+def _price_column(name: str, source, numbers: _Numbers, failures: list[Failure]) -> np.ndarray:
+    values, bad = convert(numbers(name), "decimal")
     if bad.any():
         failures.append(Failure(bad, name, source[name], "not_a_number", "is not a valid decimal"))
     prices = values.to_numpy(zero_copy_only=False)
