@@ -177,3 +177,27 @@ def test_plan_reads_through_an_injected_client_only(emulator, tmp_path):
         held = [p["externalId"] for page in reader.pages() for p in page]
     assert len(held) == len(set(held)) == 1994
     assert reader.requests >= 20
+
+
+def test_reads_of_the_org_are_retried_through_429s_and_5xx(emulator, tmp_path):
+    """References, plan --against-api and mirror mode read the org; several shards or a busy
+    org make those reads meet the rate limit too, and one 429 must not fail the run."""
+    from pipelines.emulator.settings import FaultConfig
+    from pipelines.load.api_reader import ApiReader
+
+    run_sync(JOB, emulator, tmp_path)
+    with httpx.Client(base_url=emulator.base_url, headers={"x-api-key": API_KEY}) as client:
+        calm = ApiReader(client)
+        pages = sum(1 for _ in calm.pages())
+        assert pages and calm.requests >= pages
+    emulator.set_faults(FaultConfig(throttle_rate=0.2, error_rate=0.1, seed=7))
+    waits: list[float] = []
+    try:
+        with httpx.Client(base_url=emulator.base_url, headers={"x-api-key": API_KEY}) as client:
+            reader = ApiReader(client)
+            reader.sleep = waits.append  # no real waiting in a test
+            held = [p["externalId"] for page in reader.pages() for p in page]
+    finally:
+        emulator.set_faults(FaultConfig())
+    assert len(held) == len(set(held)) == 1994
+    assert waits and reader.requests == calm.requests + len(waits)  # each failure tried again

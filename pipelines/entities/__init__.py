@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pipelines.run.stopping import StopRequest
     from pipelines.targets import Target
     from pipelines.transform.prepared import Prepared
+    from pipelines.transform.projection import Projection
     from pipelines.transform.rejects import Reject
 
 __all__ = ["ENTITY_NAMES", "EntityPlugin", "EntityRun", "RunContext", "SampleDiff", "entity_plugin"]
@@ -148,6 +149,12 @@ class EntityRun:
         from pipelines.errors import ConfigError
 
         raise ConfigError(f"plan --against-api is not available for {self.job.entity} yet")
+
+    def projection(self) -> Projection:
+        """Records as the org holds them, seen as this job sends them (``reconcile``)."""
+        from pipelines.errors import ConfigError
+
+        raise ConfigError(f"reconcile is not available for {self.job.entity} yet")
 
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
         """How the record the org holds under ``external_id`` differs from ``body``."""

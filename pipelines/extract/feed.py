@@ -14,16 +14,18 @@ from __future__ import annotations
 import glob
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from pipelines.errors import ConfigError, SourceError
-from pipelines.extract import excel, files
+from pipelines.extract import files
 from pipelines.extract.chunks import Chunk
-from pipelines.extract.sql import SqlRead, SqlSourceConfig, read_sql, sql_columns
 from pipelines.jobs.job_file import check_columns
 from pipelines.jobs.specs import CsvSource, NumberFormat, ParquetSource, SqlSource, XlsxSource
+
+if TYPE_CHECKING:  # loaded only by the runs that read SQL or Excel (startup cost, issue 18)
+    from pipelines.extract.sql import SqlRead
 
 __all__ = ["CSV_BLOCK_BYTES", "Feed", "SourceOpener", "is_pattern", "newest_match", "source_size"]
 
@@ -117,6 +119,8 @@ class SourceOpener:
         if engine is None:
             raise ConfigError(f"no database engine for {source.url_env}")
         query = Path(source.query)
+        from pipelines.extract.sql import SqlSourceConfig, read_sql, sql_columns
+
         config = SqlSourceConfig(
             url_env=source.url_env,
             query_file=query,
@@ -154,7 +158,7 @@ class SourceOpener:
         if isinstance(source, SqlSource):
             return str(source.query)
         if isinstance(source, XlsxSource):  # two sheets of one workbook must read apart
-            return excel.sheet_label(self.path(source, main=main), source.sheet)
+            return _excel().sheet_label(self.path(source, main=main), source.sheet)
         return str(self.path(source, main=main))
 
     def size(self, source: Any, *, main: bool = True) -> int | None:
@@ -162,7 +166,7 @@ class SourceOpener:
             return None
         if isinstance(source, XlsxSource):
             path = self.path(source, main=main)
-            return excel.sheet_size(path, sheet=source.sheet, header_row=source.header_row)
+            return _excel().sheet_size(path, sheet=source.sheet, header_row=source.header_row)
         try:
             return source_size(self.path(source, main=main), source.type)
         except OSError:
@@ -174,7 +178,7 @@ class SourceOpener:
         if isinstance(source, SqlSource):
             return 0
         if isinstance(source, XlsxSource):
-            return excel.sheet_bytes(self.path(source, main=main), sheet=source.sheet)
+            return _excel().sheet_bytes(self.path(source, main=main), sheet=source.sheet)
         try:
             return Path(self.path(source, main=main)).stat().st_size
         except OSError:
@@ -191,7 +195,7 @@ class SourceOpener:
         if isinstance(source, XlsxSource):
             # number cells in the mark the job reads text with: 1.5 as "1,5", never "15"
             mark = None if number is None else (lambda column: number.for_column(column).decimal)
-            return excel.open_sheet(
+            return _excel().open_sheet(
                 path, sheet=source.sheet, header_row=source.header_row, decimal_mark=mark
             )
         encoding = source.encoding
@@ -269,3 +273,11 @@ def _read(query: Path) -> str:
         return query.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{query}: cannot read the query file: {exc.strerror}") from None
+
+
+def _excel():
+    """The Excel reader, imported by the runs that read a workbook (python-calamine and the
+    workbook code cost every CSV run ~15 ms otherwise)."""
+    from pipelines.extract import excel
+
+    return excel

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from pipelines.contract import ISO_4217
+from pipelines.jobs.rate_limit_spec import RateLimit
 from pipelines.quality.expectations import ExpectationSpec
 from pipelines.quality.gates import GateSettings
 
@@ -261,6 +262,7 @@ class JobBase(SpecModel):
     gates: GateSettings = GateSettings()
     expectations: tuple[ExpectationSpec, ...] = ()
     number: NumberFormat = NumberFormat()
+    rate_limit: RateLimit | None = None  # the target's budget, shared by every worker
     # The entity's own batch defaults (orders: 50 a call), kept when a job file's ``batch:``
     # names only some keys.
     BATCH_DEFAULTS: ClassVar[dict[str, Any]] = {}

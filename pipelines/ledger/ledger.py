@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from pipelines.errors import LedgerError, NoLedger
 from pipelines.ledger.bulk import DriverStatements
 from pipelines.ledger.compaction import compact_scope
+from pipelines.ledger.creation import ensure_schema, read_version, recorded_version
 from pipelines.ledger.database import (
     SUPPORTED_DIALECTS,
     build_engine,
@@ -40,7 +41,7 @@ from pipelines.ledger.models import (
     check_status,
 )
 from pipelines.ledger.records import encode_outcomes, load_acked_state, write_outcomes
-from pipelines.ledger.schema import SCHEMA_VERSION, batches, ensure_schema, meta, runs, watermarks
+from pipelines.ledger.schema import SCHEMA_VERSION, batches, runs, watermarks
 from pipelines.ledger.upsert import upsert
 
 __all__ = ["KEEP_RUNS", "Ledger"]
@@ -73,8 +74,8 @@ class Ledger:
                 f"run ledger at {self.url_for_display}: {engine.dialect.name} is not supported; "
                 "use SQLite, PostgreSQL or MySQL/MariaDB"
             )
-        with self._begin() as conn:
-            version = ensure_schema(conn) if create else self._recorded_version(conn)
+        with self._translate():
+            version = ensure_schema(engine) if create else self._recorded_version()
         if version > SCHEMA_VERSION:
             # Writing with an older layout could break what a newer nymble-sync relies on.
             raise LedgerError(
@@ -138,19 +139,19 @@ class Ledger:
             read_only=self._read_only,
         )
 
-    def _recorded_version(self, conn: sa.Connection) -> int:
+    def _recorded_version(self) -> int:
         """The schema version the database records, read without creating anything."""
-        found = None
-        if sa.inspect(conn).has_table(meta.name):
-            query = sa.select(meta.c.value).where(meta.c.name == "schema_version")
-            found = conn.scalar(query)
+        found = read_version(self._engine)
+        if found is None:
+            with self._engine.connect() as conn:
+                found = recorded_version(conn)
         if found is None:
             raise NoLedger(
                 f"run ledger at {self.url_for_display}: there is no ledger in this database, "
                 "so no run has been recorded there (is this the directory, NYMBLE_SYNC_HOME "
                 "or ledger URL the runs use?)"
             )
-        return int(found)
+        return found
 
     @contextmanager
     def _begin(self) -> Iterator[sa.Connection]:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from pipelines.ledger.bulk import fetch_chunks
 from pipelines.ledger.records import FAILED, decode_detail, last_outcomes
+from pipelines.ledger.run_groups import base_job
 from pipelines.ledger.schema import batch_outcomes, runs
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def keys_synced_by_job(
                 seqs.append(np.full(block.size, seq, dtype=np.int64))
                 keys.append(block)
                 codes.append(np.frombuffer(status_blob, dtype=np.int8))
-                mine.append(np.full(block.size, run_job == job))
+                mine.append(np.full(block.size, base_job(run_job) == job))
         if not keys:
             return np.empty(0, np.int64), []
         all_seqs, all_keys = np.concatenate(seqs), np.concatenate(keys)

@@ -1,4 +1,4 @@
-"""The ledger's tables, and creating them in an empty database.
+"""The ledger's tables (:mod:`pipelines.ledger.creation` creates them).
 
 Every table is prefixed ``nymble_`` so the ledger can share a database with other tools.
 Timestamps are stored as naive UTC and handed back UTC-aware on every dialect.
@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 __all__ = [
     "BATCH_TIER",
@@ -18,7 +17,6 @@ __all__ = [
     "UTCDateTime",
     "batch_outcomes",
     "batches",
-    "ensure_schema",
     "held",
     "locks",
     "meta",
@@ -42,8 +40,10 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[datetime]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))  # default keeps no fractions
+        if dialect.name in ("mysql", "mariadb"):  # its module is loaded: it is the dialect's
+            from sqlalchemy.dialects.mysql import DATETIME
+
+            return dialect.type_descriptor(DATETIME(fsp=6))  # default keeps no fractions
         return dialect.type_descriptor(sa.DateTime())
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
@@ -109,8 +109,23 @@ batches = sa.Table(
     sa.Column("done_at", UTCDateTime()),
 )
 
-# A blob of up to 4 GB on MySQL/MariaDB, whose plain BLOB stops at 64 KB.
-_BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+class _Blob(sa.TypeDecorator[bytes]):
+    """A blob of up to 4 GB on MySQL/MariaDB, whose plain BLOB stops at 64 KB. (Not a
+    ``with_variant``: that needs the MySQL type, and so its dialect, loaded on every run.)"""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[bytes]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import LONGBLOB
+
+            return dialect.type_descriptor(LONGBLOB())
+        return dialect.type_descriptor(sa.LargeBinary())
+
+
+_BLOB = _Blob()
 
 # One row per acknowledged batch: its record outcomes as columns, never one row per record.
 # ``keys`` and ``hashes`` are int64 arrays (``ndarray.tobytes()``, native byte order),
@@ -183,26 +198,3 @@ held = sa.Table(
     # Set once the job's hold policy gave up on it: read again, it is not held again.
     sa.Column("given_up_at", UTCDateTime()),
 )
-
-
-def ensure_schema(conn: sa.Connection) -> int:
-    """Create the tables of an empty database; return the schema version the database records.
-
-    A database of another version is left as it is, for the caller to refuse. Tables added
-    without changing the layout of existing ones (``nymble_locks``, ``nymble_held``) are
-    created in a database of the current version that lacks them.
-    """
-    found = _recorded_version(conn) if sa.inspect(conn).has_table(meta.name) else None
-    if found == SCHEMA_VERSION:
-        locks.create(conn, checkfirst=True)
-        held.create(conn, checkfirst=True)
-    if found is not None:
-        return found
-    metadata.create_all(conn, checkfirst=True)
-    conn.execute(sa.insert(meta).values(name="schema_version", value=str(SCHEMA_VERSION)))
-    return SCHEMA_VERSION
-
-
-def _recorded_version(conn: sa.Connection) -> int | None:
-    found = conn.scalar(sa.select(meta.c.value).where(meta.c.name == "schema_version"))
-    return None if found is None else int(found)

@@ -5,13 +5,15 @@ errors of reads are translated.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 import orjson
 
-from pipelines.contract import API_PATHS
+from pipelines.contract import API_PATHS, RetryDefaults
 from pipelines.errors import RetryableResponse, TransportError
 from pipelines.load.http import request
 
@@ -23,6 +25,8 @@ PAGE_SIZE = 100  # §5.4 [A]: the emulator clamps to 100; no larger maximum is d
 class ApiReader:
     """Read-only queries of one list route (products by default) over an injected client
     (the caller owns and closes it)."""
+
+    sleep = staticmethod(time.sleep)  # tests replace it
 
     def __init__(self, client: httpx.Client, path: str = API_PATHS["products"]):
         self.client, self.path = client, path  # the list route: products, or customers
@@ -87,12 +91,22 @@ class ApiReader:
         return body if isinstance(body, dict) else {}
 
     def get(self, path: str, params: dict | None = None) -> httpx.Response | None:
-        """One GET, its failures translated by ``load.http``; None for 404."""
-        self.requests += 1
-        try:
-            response = request(self.client, "GET", path, params=params)
-        except RetryableResponse as exc:
-            raise TransportError(f"reading {path} failed: {exc}") from exc
+        """One GET, its failures translated by ``load.http`` and retried as sends are
+        (§5.3: a 429 or 5xx, honouring ``Retry-After``; several shards or a busy org make a
+        read meet the rate limit too); None for 404."""
+        for attempt in range(RetryDefaults.attempts):
+            self.requests += 1
+            try:
+                response = request(self.client, "GET", path, params=params)
+                break
+            except RetryableResponse as exc:
+                if attempt + 1 == RetryDefaults.attempts:
+                    raise TransportError(
+                        f"reading {path} failed after {attempt + 1} attempts: {exc}"
+                    ) from exc
+                cap = min(RetryDefaults.cap_s, RetryDefaults.base_s * 2**attempt)
+                wait = exc.retry_after if exc.retry_after is not None else random.uniform(0, cap)
+                self.sleep(wait)
         if response.status_code == 404:
             return None
         if not response.is_success:

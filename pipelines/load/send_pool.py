@@ -15,20 +15,30 @@ __all__ = ["SendPool"]
 
 
 class SendPool:
+    """Up to ``workers`` threads, started as batches are submitted (one a batch until there
+    are ``workers``): a run with nothing to send starts none. Submit from one thread."""
+
     def __init__(self, workers: int, name: str = "send"):
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}_{i}", daemon=True)
-            for i in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self._workers, self._name = workers, name
+        self._threads: list[threading.Thread] = []
+        self._submitted = 0
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
         self._tasks.put((future, fn, args))
+        self._submitted += 1
+        if len(self._threads) < min(self._submitted, self._workers):
+            self._start_thread()
         return future
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
 
     def shutdown(self, *, wait: bool) -> None:
         """Cancel what has not started; with ``wait``, let the threads finish what has.

@@ -16,9 +16,12 @@ from typing import Any
 from pipelines.errors import ConfigError
 from pipelines.ledger import BatchInfo, Ledger, RecordEvent, RunInfo
 from pipelines.ledger.held_records import HeldRecord, held_records
+from pipelines.ledger.run_groups import ShardRun, shard_runs
+from pipelines.run.shards import base_job
 
 __all__ = [
     "BatchLine",
+    "GroupLine",
     "RecordStory",
     "RejectLine",
     "RunDetail",
@@ -26,7 +29,9 @@ __all__ = [
     "TextTable",
     "lines_to_dicts",
     "list_runs",
+    "groups_table",
     "record_story",
+    "run_groups_of",
     "runs_table",
     "show_run",
 ]
@@ -78,17 +83,28 @@ class RunLine:
     started_at: datetime
     duration_s: float | None
     counts: dict[str, int]
+    run_group: str | None = None  # a shard's run: the logical run it belongs to
+    shard: str | None = None  # "K/N"
 
     @classmethod
-    def of(cls, run: RunInfo) -> RunLine:
+    def of(cls, run: RunInfo, shard: ShardRun | None = None) -> RunLine:
         counts = {"read": run.counts.get("rows_read", 0)}
         counts |= {name: run.counts.get(name, 0) for name in COUNTS[1:]}
         duration = run.elapsed_s
         if duration is None:  # still running, or died: its last heartbeat is its last sign
             end = datetime.now(UTC) if run.status == "running" else run.heartbeat_at
             duration = None if end is None else (end - run.started_at).total_seconds()
+        group, label = (shard.run_group, shard.shard) if shard is not None else (None, None)
         return cls(
-            run.run_id, run.job, run.target_label, run.status, run.started_at, duration, counts
+            run.run_id,
+            run.job,
+            run.target_label,
+            run.status,
+            run.started_at,
+            duration,
+            counts,
+            group,
+            label,
         )
 
     def cells(self) -> tuple[str, ...]:
@@ -108,8 +124,64 @@ _RUN_HEADERS = ("run", "job", "target", "started (UTC)", "duration", *COUNTS, "s
 
 
 def list_runs(ledger: Ledger, *, job: str | None = None, limit: int = 20) -> list[RunLine]:
-    """The newest runs first, optionally of one job only."""
-    return [RunLine.of(run) for run in ledger.recent_runs(limit=limit, job=job)]
+    """The newest runs first, optionally of one job only (its shard runs included)."""
+    found = {run.run_id: run for run in ledger.recent_runs(limit=limit, job=job)}
+    if job is not None:  # shard runs are recorded as products#2of4 and the like
+        window = ledger.recent_runs(limit=max(200, limit * 8))
+        found |= {run.run_id: run for run in window if base_job(run.job) == job}
+    runs = sorted(found.values(), key=lambda run: run.run_id, reverse=True)[:limit]
+    shards = shard_runs(ledger, [run.run_id for run in runs])
+    return [RunLine.of(run, shards.get(run.run_id)) for run in runs]
+
+
+@dataclass(frozen=True)
+class GroupLine:
+    """A sharded run as one logical run: its shards' newest runs, their counts summed."""
+
+    run_group: str
+    job: str
+    shards: int  # N
+    finished: list[str]  # "K/N" of the shards whose newest run succeeded (or partial)
+    status: str  # succeeded when every shard did; running/failed ... otherwise
+    counts: dict[str, int]
+
+    def cells(self) -> tuple[str, ...]:
+        counts = tuple(f"{self.counts[name]:,}" for name in COUNTS)
+        done = f"{len(self.finished)}/{self.shards}"
+        return (self.run_group, self.job, done, *counts, self.status)
+
+
+def run_groups_of(lines: list[RunLine]) -> list[GroupLine]:
+    """The logical runs among ``lines`` (shard runs listed), newest first. A shard rerun
+    after a failure replaces its shard's earlier run."""
+    groups: dict[str, dict[str, RunLine]] = {}
+    for line in sorted(lines, key=lambda line: line.run_id):
+        if line.run_group is not None and line.shard is not None:
+            groups.setdefault(line.run_group, {})[line.shard] = line
+    return [_group_line(name, shards) for name, shards in reversed(groups.items())]
+
+
+def _group_line(name: str, shards: dict[str, RunLine]) -> GroupLine:
+    newest = list(shards.values())
+    count = int(next(iter(shards)).split("/")[1])
+    done = sorted(k for k, line in shards.items() if line.status in ("succeeded", "partial"))
+    statuses = {line.status for line in newest}
+    if len(done) == count:
+        status = "partial" if "partial" in statuses else "succeeded"
+    elif "running" in statuses:
+        status = "running"
+    else:
+        status = "incomplete"  # a shard failed or never ran: rerun that shard
+    counts = {c: sum(line.counts[c] for line in newest) for c in COUNTS}
+    return GroupLine(name, base_job(newest[0].job), count, done, status, counts)
+
+
+_GROUP_HEADERS = ("run group", "job", "shards done", *COUNTS, "status")
+
+
+def groups_table(groups: list[GroupLine]) -> TextTable:
+    rows = [group.cells() for group in groups]
+    return TextTable("sharded runs (each shard's newest run)", _GROUP_HEADERS, rows)
 
 
 def runs_table(lines: list[RunLine]) -> TextTable:

@@ -7,30 +7,46 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
 from pipelines.entities import EntityRun, RunContext, entity_plugin
 from pipelines.errors import ConfigError, NoLedger
 from pipelines.extract.feed import SourceOpener
-from pipelines.extract.sql import SqlSourceConfig, make_engine, resolve_url
 from pipelines.jobs.job_file import load_job
 from pipelines.jobs.specs import JobBase, SqlSource
 from pipelines.ledger import Ledger, lock_holder
 from pipelines.load.sender import RetryPolicy
 from pipelines.run.options import RunOptions
-from pipelines.run.plan import Plan, plan_job
 from pipelines.run.resources import client_for, default_ledger_url, open_target
+from pipelines.run.shards import Shard
 from pipelines.run.stopping import StopRequest
 from pipelines.run.summary import RunSummary
 from pipelines.run.sync_run import run_job
-from pipelines.run.validation import ValidationReport, validate_job
 from pipelines.run.watermarks import start_of
 from pipelines.targets import default_state_dir
 
-__all__ = ["PlanSettings", "SyncSettings", "plan", "run_options", "sync", "validate"]
+# ``plan`` and ``validate`` import their halves when they run: ``run`` (the one cron calls)
+# loads only its own.
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from pipelines.admit.acked_state import AckedState
+    from pipelines.ops.reconcile_report import Reconciliation
+    from pipelines.run.plan import Plan
+    from pipelines.run.validation import ValidationReport
+
+__all__ = [
+    "PlanSettings",
+    "ReconcileSettings",
+    "SyncSettings",
+    "plan",
+    "reconcile",
+    "run_options",
+    "sync",
+    "validate",
+]
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,10 @@ class SyncSettings:
     log: Callable[[str], None] = print
     progress: Callable[[RunSummary], None] | None = None
     stop: StopRequest | None = None  # SIGTERM/SIGINT: stop between chunks (see run/stopping)
+    baseline: AckedState | None = None  # taken as acknowledged instead of the ledger's state
+    shard: Shard | None = None  # --shard K/N: this worker's share; its own job in the ledger
+    run_group: str | None = None  # --run-group: the logical run of the shards
+    rate_limit: float | None = None  # --rate-limit: requests/s shared by every worker
 
 
 @dataclass(frozen=True)
@@ -62,10 +82,16 @@ class PlanSettings(SyncSettings):
     sample: int = 10  # updates shown field by field
 
 
+@dataclass(frozen=True)
+class ReconcileSettings(SyncSettings):
+    differences_path: Path | None = None  # the differences CSV (default: in the state dir)
+    fix: bool = False  # send what is missing or differs through a run, then compare again
+
+
 def sync(settings: SyncSettings) -> RunSummary:
     """Run one job of any entity against one target; the summary says what happened to
     every row."""
-    job = load_job(settings.job_path)
+    job = _sharded(load_job(settings.job_path), settings.shard)
     with (
         _context(settings, job) as (er, ctx, start),
         # One run per job and target; taken before the run finishes interrupted runs.
@@ -78,16 +104,38 @@ def sync(settings: SyncSettings) -> RunSummary:
 
 def plan(settings: PlanSettings) -> Plan:
     """What ``sync`` would do now, writing nothing to the API or the ledger."""
-    job = load_job(settings.job_path)
+    from pipelines.run.plan import plan_job
+
+    job = _sharded(load_job(settings.job_path), settings.shard)
     with _context(settings, job, writes=False) as (er, ctx, start):
         return plan_job(
             er, ctx, start=start, against_api=settings.against_api, sample=settings.sample
         )
 
 
+def reconcile(settings: ReconcileSettings) -> Reconciliation:
+    """Compare the whole source, as ``sync`` reads it, with everything the target holds;
+    with ``fix``, send exactly what is missing or differs through a run, then compare again."""
+    from pipelines.run.reconcile import reconcile_job
+
+    job = load_job(settings.job_path)
+    whole = replace(settings, full=True)  # the watermark is ignored: the whole source
+    with _context(whole, job, writes=False) as (er, ctx, _start):
+        found = reconcile_job(er, ctx, differences_path=settings.differences_path)
+    if not settings.fix or not (found.missing or found.differ):
+        return found
+    summary = sync(replace(whole, partial=True, baseline=found.baseline))
+    with _context(whole, job, writes=False) as (er, ctx, _start):
+        again = reconcile_job(er, ctx, differences_path=settings.differences_path)
+    again.fix_run = summary.to_dict()
+    return again
+
+
 def validate(settings: SyncSettings) -> ValidationReport:
     """Read, map and check a feed; judge the gates; send nothing, record no run."""
-    job = load_job(settings.job_path)
+    from pipelines.run.validation import validate_job
+
+    job = _sharded(load_job(settings.job_path), settings.shard)
     with _context(settings, job, writes=False) as (er, ctx, start):
         return validate_job(er, ctx, start=start)
 
@@ -126,6 +174,11 @@ def _context(
         yield entity_plugin(job.entity).bind(job, ctx), ctx, start
 
 
+def _sharded(job: JobBase, shard: Shard | None) -> JobBase:
+    """A shard's job is its own job in the ledger (locks, runs, watermarks: per shard)."""
+    return job if shard is None else shard.job(job)
+
+
 def _reading(url: str, stack: ExitStack) -> Ledger:
     """The ledger for a command that only reads (``plan``, ``validate``), opened so that it
     cannot be written; where none exists yet, an empty one in a temporary directory."""
@@ -139,8 +192,11 @@ def _reading(url: str, stack: ExitStack) -> Ledger:
 def _engines(job: JobBase, environ: Mapping[str, str], stack: ExitStack) -> dict[str, sa.Engine]:
     """One engine per database the job's SQL sources name, disposed of with ``stack``."""
     engines: dict[str, sa.Engine] = {}
-    for source in job.sources():
-        if isinstance(source, SqlSource) and source.url_env not in engines:
+    sql_sources = [source for source in job.sources() if isinstance(source, SqlSource)]
+    if sql_sources:  # a file job never loads the SQL extractor (or its drivers)
+        from pipelines.extract.sql import SqlSourceConfig, make_engine, resolve_url
+    for source in sql_sources:
+        if source.url_env not in engines:
             config = SqlSourceConfig(url_env=source.url_env, query_file=source.query)
             engine = make_engine(resolve_url(config, environ), env_var=source.url_env)
             engines[source.url_env] = engine
@@ -164,4 +220,8 @@ def run_options(settings: SyncSettings) -> RunOptions:
         log=settings.log,
         progress=settings.progress,
         stop=settings.stop,
+        baseline=settings.baseline,
+        shard=settings.shard,
+        run_group=settings.run_group,
+        rate_limit=settings.rate_limit,
     )

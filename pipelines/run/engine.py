@@ -88,8 +88,13 @@ def admitted(
     ``warn_unchanged``, for every record that passed its checks: `validate` judges a feed).
     """
 
+    shard, key = er.ctx.options.shard, er.job.key
+
     def prepare(chunk: Chunk) -> tuple[Prepared, list[RowWarning]]:
-        p = er.prepare(er.keyed(chunk))
+        chunk = er.keyed(chunk)
+        if shard is not None:  # other shards' rows are not read by this worker
+            chunk = shard.take(chunk, key)
+        p = er.prepare(chunk)
         return p, (er.warnings(p) if warnings is not None else [])
 
     def screen(item: tuple[Prepared, list[RowWarning]]) -> tuple[Screened, list[RowWarning]]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.load.pacing import Pacer
 from pipelines.load.sender import RetryPolicy
+from pipelines.run.shards import Shard
 from pipelines.run.stopping import StopRequest
+
+if TYPE_CHECKING:
+    from pipelines.admit.acked_state import AckedState
 
 __all__ = ["PARTIAL_FEED_NOTE", "RunOptions", "partial_feed"]
 
@@ -30,6 +34,12 @@ class RunOptions:
     log: Callable[[str], None] = print
     progress: Callable[[Any], None] | None = None  # called with the summary after each chunk
     stop: StopRequest | None = None  # set by SIGTERM/SIGINT: the run stops between chunks
+    # Taken as what the target acknowledged, instead of the ledger's state: `reconcile --fix`
+    # gives the records that agree, so the run sends exactly the others.
+    baseline: AckedState | None = None
+    shard: Shard | None = None  # this worker's share of the feed (``--shard K/N``)
+    run_group: str | None = None  # the logical run the shards of one launch belong to
+    rate_limit: float | None = None  # requests/s shared by every worker of the ledger
 
 
 def partial_feed(options: RunOptions) -> bool:

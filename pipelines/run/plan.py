@@ -23,6 +23,7 @@ from pipelines.run.engine import (
     judge_size,
 )
 from pipelines.run.options import PARTIAL_FEED_NOTE, partial_feed
+from pipelines.run.shards import SHARDED_MIRROR, base_job
 from pipelines.run.summary import RunSummary
 from pipelines.transform.rejects import RejectsWriter
 
@@ -103,8 +104,11 @@ def plan_job(
     path = o.rejects_path or o.state_dir / "rejects" / f"{job.job}-plan.csv"
     picked: list[tuple[str, bytes]] = []
     warnings = WarningTally(warnings_path(path))
+    if o.shard is not None:
+        result.notes.append(f"shard {o.shard.label}: only the records of this shard are read")
     with feed, RejectsWriter(path) as rejects, warnings:
-        rejects.write(er.side_rejects())
+        if o.shard is None or o.shard.index == 0:  # a side source's rejects: once
+            rejects.write(er.side_rejects())
         admission = gate = None
         try:
             gate = gatekeeper_for(er, ctx, summary, rejects, feed, window_rows=_WHOLE_FEED)
@@ -152,6 +156,9 @@ def _plan_mirror(result: Plan, er: EntityRun, ctx: RunContext, admission: Admiss
         return
     if partial_feed(ctx.options):
         result.notes.append(PARTIAL_FEED_NOTE)
+        return
+    if ctx.options.shard is not None:
+        result.notes.append(SHARDED_MIRROR.format(job=base_job(ctx.job.job)))
         return
     vanished = er.vanished(admission.feed_keys())
     result.deactivate = len(vanished)

@@ -41,6 +41,8 @@ class RunSummary:
     warnings: list[dict] = field(default_factory=list)
     warnings_path: str | None = None
     notes: list[str] = field(default_factory=list)
+    shard: str | None = None  # "K/N" when this worker read only shard K of N (--shard)
+    run_group: str | None = None  # the logical run a shard run belongs to (--run-group)
 
     @property
     def sent(self) -> int:

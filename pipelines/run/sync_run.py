@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from pipelines.entities import EntityRun
 from pipelines.errors import NymbleSyncError
+from pipelines.ledger.run_groups import ShardRun, record_shard_run
 from pipelines.load.pacing import Pacer
 from pipelines.ops.memory import return_freed_memory
 from pipelines.quality.row_warnings import WarningTally, warnings_path
@@ -25,6 +26,8 @@ from pipelines.run.engine import (
     judge_size,
 )
 from pipelines.run.options import PARTIAL_FEED_NOTE, partial_feed
+from pipelines.run.shards import SHARDED_MIRROR, base_job
+from pipelines.run.shared_budget import budgeted, worker_concurrency
 from pipelines.run.stopping import StopRequest
 from pipelines.run.summary import RunSummary
 from pipelines.run.watermarks import store_watermark
@@ -62,6 +65,9 @@ def run_job(er: EntityRun, ctx: RunContext, start: str | None = None) -> RunSumm
     error that stops the run carries it as ``error.summary``."""
     job = ctx.job
     summary = RunSummary(job=job.job, entity=job.entity, target=ctx.target.label)
+    shard = ctx.options.shard
+    if shard is not None:
+        summary.shard, summary.run_group = shard.label, ctx.options.run_group
     if start is not None:
         summary.notes.append(f"incremental read from {start}")
     run = _Run(er, ctx, summary)
@@ -84,8 +90,9 @@ class _Run:
         self.er, self.ctx, self.summary = er, ctx, summary
         o = ctx.options
         self.stop = o.stop or StopRequest()
-        pacer = o.pacer or Pacer(o.concurrency or ctx.job.batch.concurrency)
-        self.sender = er.sender(pacer, self.stop)
+        in_flight = worker_concurrency(ctx, o.concurrency or ctx.job.batch.concurrency)
+        pacer = o.pacer or Pacer(in_flight)
+        self.sender = er.sender(budgeted(pacer, ctx), self.stop)
         self.admission = self.feed = None
 
     def execute(self) -> None:
@@ -94,6 +101,7 @@ class _Run:
         ctx, o = self.ctx, self.ctx.options
         name = ctx.opener.name(ctx.job.source)
         self.scope = open_run(ctx.ledger, ctx.target, self.summary, name, o)
+        self._record_shard()
         self.delivery = Delivery(
             self.scope,
             self.sender,
@@ -106,7 +114,8 @@ class _Run:
             mirror = self._mirror()
             self.feed = self.er.open_feed()
             with self.feed:
-                self.scope.rejects.write(self.er.side_rejects())
+                if o.shard is None or o.shard.index == 0:  # a price list's rejects: once
+                    self.scope.rejects.write(self.er.side_rejects())
                 self._stream(self.scope)
             if mirror is not None:
                 self._deactivate(mirror)
@@ -142,6 +151,10 @@ class _Run:
         pending body to disk."""
         if not self.er.feed_keys_needed():
             return None
+        shard = self.ctx.options.shard
+        if shard is not None:  # other shards' records are not in this feed: not vanished
+            self.summary.notes.append(SHARDED_MIRROR.format(job=base_job(self.ctx.job.job)))
+            return None
         if partial_feed(self.ctx.options):
             self.summary.notes.append(PARTIAL_FEED_NOTE)
             return None
@@ -151,10 +164,21 @@ class _Run:
         vanished.check_cap(self.ctx.job, allow=self.ctx.options.allow_mass_deactivate)
         return self.er.deactivations(vanished)
 
+    def _record_shard(self) -> None:
+        """A shard's run joins its group, for ``runs`` to show the logical run whole."""
+        shard, s = self.ctx.options.shard, self.summary
+        if shard is None or s.run_id is None:
+            return
+        group = self.ctx.options.run_group or f"run-{s.run_id}"
+        s.run_group = group
+        job = base_job(s.job)
+        record_shard_run(self.ctx.ledger, ShardRun(s.run_id, group, job, shard.index, shard.count))
+
     def _stream(self, scope: RunScope) -> None:
         gate = gatekeeper_for(self.er, self.ctx, self.summary, scope.rejects, self.feed)
         judge_size(self.ctx, gate, self.feed)
-        state = scope.acked_state(self.ctx.options.full)
+        o = self.ctx.options
+        state = o.baseline if o.baseline is not None else scope.acked_state(o.full)
         memo = self.er.recall(state)
         self.admission = admission_for(
             self.er, state, scope.rejects, self.summary, on_kept=gate.kept, memo=memo

@@ -59,8 +59,11 @@ def validate_job(er: EntityRun, ctx: RunContext, *, start: str | None = None) ->
     feed = er.open_feed()
     gate: Gatekeeper | None = None
     warnings = WarningTally(warnings_path(path))
+    if o.shard is not None:
+        summary.shard = o.shard.label
     with feed, RejectsWriter(path) as rejects, warnings:
-        rejects.write(er.side_rejects())
+        if o.shard is None or o.shard.index == 0:  # a side source's rejects: once
+            rejects.write(er.side_rejects())
         try:
             gate = gatekeeper_for(er, ctx, summary, rejects, feed, window_rows=10**12)
             judge_size(ctx, gate, feed)

@@ -47,16 +47,16 @@ class CustomersRun(EntityRun):
 
     def api_state(self, reader: ApiReader) -> AckedState:
         customers = ApiReader(reader.client, API_PATHS["customers"])
-        return read_state(customers.listing(), self._projection())
+        return read_state(customers.listing(), self.projection())
 
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
         stored = ApiReader(reader.client, API_PATHS["customers"]).one(external_id)
         if stored is None:
             return SampleDiff(external_id, {}, found=False)
-        old = self._projection().canonical(stored)
+        old = self.projection().canonical(stored)
         return SampleDiff(external_id, changed_fields(old, orjson.loads(body)))
 
-    def _projection(self) -> Projection:
+    def projection(self) -> Projection:
         """Customers as this job maps them: the schema of an empty chunk, mapped."""
         used = set(self.job.source_columns_used().values())
         empty = empty_table(used)

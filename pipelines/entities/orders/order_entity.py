@@ -101,7 +101,7 @@ class OrdersRun(EntityRun):
 
     def api_state(self, reader: ApiReader) -> AckedState:
         orders = ApiReader(reader.client, API_PATHS["orders"])
-        return read_state(orders.listing(), self._projection())
+        return read_state(orders.listing(), self.projection())
 
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
         """The header fields and lines that differ from the order the org holds."""
@@ -112,10 +112,10 @@ class OrdersRun(EntityRun):
         )
         if stored is None:
             return SampleDiff(external_id, {}, found=False)
-        old = self._projection().canonical(stored)
+        old = self.projection().canonical(stored)
         return SampleDiff(external_id, changed_fields(old, orjson.loads(body)))
 
-    def _projection(self) -> Projection:
+    def projection(self) -> Projection:
         """Orders as this job maps them: the schema of an empty chunk of orders, mapped."""
         job = self.job
         used = set(job.source_columns_used().values())

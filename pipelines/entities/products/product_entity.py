@@ -105,7 +105,7 @@ class ProductsRun(EntityRun):
         return memo
 
     def api_state(self, reader: ApiReader) -> AckedState:
-        return read_state(reader.pages(), self._projection())
+        return read_state(reader.pages(), self.projection())
 
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
         """The fields whose canonical values differ between the org's product and ``body``.
@@ -119,11 +119,11 @@ class ProductsRun(EntityRun):
             stored = reader.by_external_id(external_id)
         if stored is None:
             return SampleDiff(external_id, {k: [None, v] for k, v in new.items()}, found=False)
-        old = self._projection().canonical(stored)
+        old = self.projection().canonical(stored)
         changes = {k: [old.get(k), new[k]] for k in sorted(new) if old.get(k) != new[k]}
         return SampleDiff(external_id, changes)
 
-    def _projection(self) -> Projection:
+    def projection(self) -> Projection:
         """Products as this job maps them: the schema of an empty chunk, mapped."""
         used = set(self.job.source_columns_used().values())
         empty = empty_table(used)
