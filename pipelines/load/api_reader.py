@@ -17,7 +17,7 @@ from pipelines.contract import API_PATHS, RetryDefaults
 from pipelines.errors import RetryableResponse, TransportError
 from pipelines.load.http import request
 
-__all__ = ["PAGE_SIZE", "ApiReader", "field_of"]
+__all__ = ["PAGE_SIZE", "ApiReader", "field_of", "list_params"]
 
 PAGE_SIZE = 100  # §5.4 [A]: the emulator clamps to 100; no larger maximum is documented
 
@@ -79,13 +79,7 @@ class ApiReader:
             number += 1
 
     def _list(self, filters: list[tuple[str, str, str]], number: int) -> dict:
-        params: dict[str, str | int] = {"pageSize": PAGE_SIZE, "pageNumber": number}
-        for i, (name, operator, value) in enumerate(filters):  # §5.5: the indexed form
-            params |= {
-                f"filters[{i}].field": name,
-                f"filters[{i}].operator": operator,
-                f"filters[{i}].value": value,
-            }
+        params = list_params(filters, number)
         response = self.get(self.path, params)
         body = orjson.loads(response.content) if response is not None else None
         return body if isinstance(body, dict) else {}
@@ -112,6 +106,18 @@ class ApiReader:
         if not response.is_success:
             raise TransportError(f"reading {path} failed: HTTP {response.status_code}")
         return response
+
+
+def list_params(filters, number: int) -> dict[str, str | int]:
+    """The query of one page of a list route, its filters in §5.5's indexed form."""
+    params: dict[str, str | int] = {"pageSize": PAGE_SIZE, "pageNumber": number}
+    for i, (name, operator, value) in enumerate(filters):
+        params |= {
+            f"filters[{i}].field": name,
+            f"filters[{i}].operator": operator,
+            f"filters[{i}].value": value,
+        }
+    return params
 
 
 def field_of(obj: dict, name: str):

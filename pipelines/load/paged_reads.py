@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from pipelines.errors import RetryableResponse, TransportError
-from pipelines.load.api_reader import PAGE_SIZE, field_of
+from pipelines.load.api_reader import PAGE_SIZE, field_of, list_params
 from pipelines.load.http import request
 from pipelines.load.pacing import Pacer
 from pipelines.load.sender import RetryPolicy
@@ -92,13 +92,7 @@ class PagedReads:
 
     def page(self, path: str, filters: tuple[Filter, ...], number: int) -> Page:
         """One page, retried as the policy says; a 404 is an empty page."""
-        params: dict[str, str | int] = {"pageSize": PAGE_SIZE, "pageNumber": number}
-        for i, (name, operator, value) in enumerate(filters):  # §5.5: the indexed form
-            params |= {
-                f"filters[{i}].field": name,
-                f"filters[{i}].operator": operator,
-                f"filters[{i}].value": value,
-            }
+        params = list_params(filters, number)
         response = self._with_retries(path, params)
         if response.status_code == 404:
             return Page([], 1)
