@@ -227,6 +227,12 @@ def main() -> None:
     "(overrides the job's rate_limit.requests_per_s).",
 )
 @click.option(
+    "--adopt",
+    is_flag=True,
+    help="Read what the org already holds first: records it holds as the source has them are "
+    "recorded in the ledger as acknowledged (counted unchanged), only the others are sent.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as one JSON object, on every exit."
 )
 @_handle_errors
@@ -376,6 +382,32 @@ def reconcile(job_file: Path, as_json: bool, **options) -> None:
     found = compare(ReconcileSettings(job_path=job_file, log=_log, **options))
     _emit(found.tables(), found.to_dict(), as_json)
     sys.exit(found.exit_code)
+
+
+@main.command()
+@click.argument("job_file", type=click.Path(path_type=Path))
+@_target_option
+@_ledger_option
+@_key_file_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Write the map here: .csv, .json or .jsonl (the suffix picks the format).",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), help="Requests in flight (default: job's, 4)."
+)
+@click.option("--allow-production", is_flag=True, help="Permit reading production.")
+@_json_option
+@_handle_errors
+def ids(job_file: Path, as_json: bool, **options) -> None:
+    """Export source key → Nymble ids (productId, order id, ...) of the records this job owns."""
+    from pipelines.run.commands import IdsSettings
+    from pipelines.run.commands import ids as export
+
+    found = export(IdsSettings(job_path=job_file, log=_log, **options))
+    _emit(found.tables(), found.to_dict(), as_json)
 
 
 @main.command()

@@ -50,6 +50,9 @@ class Admission:
         self.references = references
         self.on_kept = on_kept  # sees the records that passed every check (quality suites)
         self.memo = memo  # learns which source row gave each kept record
+        # Sees (external ids, key hashes, content hashes) of the records found unchanged
+        # against ``state``: `run --adopt` records them in the ledger as acknowledged.
+        self.on_unchanged: Callable[[list[str], np.ndarray, np.ndarray], None] | None = None
         self.ids = KeyTracker("externalId", key_column)  # also: every key this feed holds
         self.unique = {f: KeyTracker(f, c) for f, c in (unique_columns or {}).items()}
         self._rejected_keys: list[np.ndarray] = []  # rows the feed holds but rejected
@@ -97,6 +100,11 @@ class Admission:
         self.summary.unchanged += int(same.sum())
         send = np.nonzero(~same)[0]
         kept_ids = p.ids if keep.all() else p.ids.filter(pa.array(keep))
+        if self.on_unchanged is not None and same.any():
+            alike = np.nonzero(same)[0]
+            self.on_unchanged(
+                kept_ids.take(pa.array(alike)).to_pylist(), keys[alike], hashes[alike]
+            )
         ids = kept_ids.take(pa.array(send)).to_pylist()
         return Pending(ids, rows[send], keys[send], hashes[send], [bodies[i] for i in send])
 

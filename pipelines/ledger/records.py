@@ -22,6 +22,7 @@ from pipelines.ledger.models import RECORD_STATUSES, check_status
 from pipelines.ledger.schema import BATCH_TIER, batch_outcomes
 
 __all__ = [
+    "ADOPTED_BATCH",
     "FAILED",
     "OUTCOME_BLOBS",
     "decode_detail",
@@ -36,6 +37,9 @@ __all__ = [
 _CODES = {status: code for code, status in enumerate(RECORD_STATUSES)}
 FAILED = _CODES["failed"]
 OUTCOME_BLOBS = ("keys", "hashes", "statuses")
+# Outcomes of records `run --adopt` found already held by the org are stored under batch ids
+# with this prefix: acknowledged like any other, but no request carried them.
+ADOPTED_BATCH = "adopted-"
 _DETAIL = pa.schema([("external_id", pa.string()), ("message", pa.string())])
 # Arrow's own thread pool costs more than compressing a few kilobytes takes.
 _WRITE_DETAIL = ipc.IpcWriteOptions(compression="lz4", use_threads=False)

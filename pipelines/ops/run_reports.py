@@ -16,6 +16,7 @@ from typing import Any
 from pipelines.errors import ConfigError
 from pipelines.ledger import BatchInfo, Ledger, RecordEvent, RunInfo
 from pipelines.ledger.held_records import HeldRecord, held_records
+from pipelines.ledger.records import ADOPTED_BATCH
 from pipelines.ledger.run_groups import ShardRun, shard_runs
 from pipelines.run.shards import base_job
 
@@ -351,10 +352,18 @@ class RecordStory:
             tables.append(TextTable(self.external_id, ("", ""), facts))
         if self.events:
             last = self.events[0]
+            adopted = last.batch_id.startswith(ADOPTED_BATCH)
             facts = [
                 ("record", last.external_id),
-                ("last sent", f"run {last.run_id}, {_when(last.at)}, to {last.target_label}"),
-                ("API answer", f"{last.status} {last.message or ''}".strip()),
+                (
+                    "adopted" if adopted else "last sent",
+                    f"run {last.run_id}, {_when(last.at)}, to {last.target_label}",
+                ),
+                # an adopted record was never answered for: the message says so
+                (
+                    "API answer",
+                    last.message if adopted else f"{last.status} {last.message or ''}".strip(),
+                ),
                 ("content hash", _hex(last.content_hash)),
                 *([("last error", self.last_error)] if self.last_error else []),
             ]

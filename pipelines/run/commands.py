@@ -34,13 +34,16 @@ if TYPE_CHECKING:
 
     from pipelines.admit.acked_state import AckedState
     from pipelines.ops.reconcile_report import Reconciliation
+    from pipelines.run.id_map import IdMap
     from pipelines.run.plan import Plan
     from pipelines.run.validation import ValidationReport
 
 __all__ = [
+    "IdsSettings",
     "PlanSettings",
     "ReconcileSettings",
     "SyncSettings",
+    "ids",
     "plan",
     "reconcile",
     "run_options",
@@ -74,6 +77,7 @@ class SyncSettings:
     shard: Shard | None = None  # --shard K/N: this worker's share; its own job in the ledger
     run_group: str | None = None  # --run-group: the logical run of the shards
     rate_limit: float | None = None  # --rate-limit: requests/s shared by every worker
+    adopt: bool = False  # --adopt: what the org already holds as the source has it is not sent
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,23 @@ class ReconcileSettings(SyncSettings):
     fix: bool = False  # send what is missing or differs through a run, then compare again
 
 
+@dataclass(frozen=True)
+class IdsSettings(SyncSettings):
+    out: Path = Path("ids.csv")  # .csv, .json or .jsonl
+
+
 def sync(settings: SyncSettings) -> RunSummary:
     """Run one job of any entity against one target; the summary says what happened to
-    every row."""
+    every row. With ``adopt``, the org is read first: records it already holds as the
+    source has them are recorded as acknowledged (counted unchanged), the rest are sent."""
     job = _sharded(load_job(settings.job_path), settings.shard)
+    if settings.adopt:
+        if settings.full:
+            raise ConfigError(
+                "--adopt sends only what the org lacks or holds differently, --full sends "
+                "everything: choose one"
+            )
+        settings = replace(settings, baseline=_adoptable(settings, job))
     with (
         _context(settings, job) as (er, ctx, start),
         # One run per job and target; taken before the run finishes interrupted runs.
@@ -129,6 +146,33 @@ def reconcile(settings: ReconcileSettings) -> Reconciliation:
         again = reconcile_job(er, ctx, differences_path=settings.differences_path)
     again.fix_run = summary.to_dict()
     return again
+
+
+def _adoptable(settings: SyncSettings, job: JobBase) -> AckedState:
+    """The records of the whole source that the org holds with the same content: a
+    reconcile without its money and linkage evidence. Its differences CSV lists what the
+    run will send."""
+    from pipelines.run.reconcile import reconcile_job
+
+    path = settings.state_dir / "adopt" / f"{job.job}-differences.csv"
+    with _context(replace(settings, full=True), job, writes=False) as (er, ctx, _start):
+        found = reconcile_job(er, ctx, differences_path=path, evidence=False)
+    settings.log(
+        f"adopt: the org holds {found.target_records:,} {job.entity}; of {found.compared:,} "
+        f"source records {found.agree:,} agree, {found.differ:,} differ, {found.missing:,} "
+        "are missing: sending those"
+        + (f" (listed in {found.differences_path})" if found.differences_path else "")
+    )
+    return found.baseline
+
+
+def ids(settings: IdsSettings) -> IdMap:
+    """Write source key → Nymble ids for every record this job owns, read from the target."""
+    from pipelines.run.id_map import export_ids
+
+    job = load_job(settings.job_path)
+    with _context(settings, job, writes=False) as (_er, ctx, _start):
+        return export_ids(ctx, settings.out)
 
 
 def validate(settings: SyncSettings) -> ValidationReport:
@@ -224,4 +268,5 @@ def run_options(settings: SyncSettings) -> RunOptions:
         shard=settings.shard,
         run_group=settings.run_group,
         rate_limit=settings.rate_limit,
+        adopt=settings.adopt,
     )

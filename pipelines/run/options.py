@@ -37,6 +37,9 @@ class RunOptions:
     # Taken as what the target acknowledged, instead of the ledger's state: `reconcile --fix`
     # gives the records that agree, so the run sends exactly the others.
     baseline: AckedState | None = None
+    # `run --adopt`: the baseline is what the org already holds as the source has it; those
+    # records are recorded in the ledger as acknowledged (adopted), not sent.
+    adopt: bool = False
     shard: Shard | None = None  # this worker's share of the feed (``--shard K/N``)
     run_group: str | None = None  # the logical run the shards of one launch belong to
     rate_limit: float | None = None  # requests/s shared by every worker of the ledger

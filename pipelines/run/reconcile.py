@@ -62,10 +62,17 @@ _INDEX_BATCH = 5_000  # target records typed and serialized at once
 
 
 def reconcile_job(
-    er: EntityRun, ctx: RunContext, *, differences_path: Path | None = None, sample: int = SAMPLE
+    er: EntityRun,
+    ctx: RunContext,
+    *,
+    differences_path: Path | None = None,
+    sample: int = SAMPLE,
+    evidence: bool = True,
 ) -> Reconciliation:
     """Compare the whole source (as ``run`` reads it) with everything the target holds.
-    ``ctx`` must read the whole feed (no watermark); the ledger is only read."""
+    ``ctx`` must read the whole feed (no watermark); the ledger is only read. Without
+    ``evidence`` (`run --adopt` wants only which records agree) an order job's money and
+    linkage are left out: no invoice is read."""
     job, o = ctx.job, ctx.options
     started = time.perf_counter()
     result = Reconciliation(job.job, job.entity, ctx.target.label)
@@ -88,10 +95,10 @@ def reconcile_job(
         reads = _reads(ctx, pacer, exact=view.exact)
         _read_target(reads, view, index, found)
         result.target_read_s = time.perf_counter() - started
-        compare = _Compare(index, found, money=job.entity == "orders")
+        compare = _Compare(index, found, money=evidence and job.entity == "orders")
         feed_keys = _read_source(er, ctx, feed, compare, result)
         _sort_out_the_rest(ctx, index, feed_keys, found, compare)
-        if job.entity == "orders":
+        if compare.money:
             _orders(_reads(ctx, pacer, exact=True), index, found, compare)
         result.baseline = compare.baseline()
     result.requests += reads.requests

@@ -17,6 +17,7 @@ from pipelines.ledger.run_groups import ShardRun, record_shard_run
 from pipelines.load.pacing import Pacer
 from pipelines.ops.memory import return_freed_memory
 from pipelines.quality.row_warnings import WarningTally, warnings_path
+from pipelines.run.adopted import AdoptedRecords
 from pipelines.run.delivery import Delivery, RunScope, open_run
 from pipelines.run.engine import (
     admission_for,
@@ -183,6 +184,8 @@ class _Run:
         self.admission = admission_for(
             self.er, state, scope.rejects, self.summary, on_kept=gate.kept, memo=memo
         )
+        if o.adopt:
+            self.admission.on_unchanged = AdoptedRecords(scope)
         trimmed_at = 0  # rows read when freed memory was last given back
         progress = self.ctx.options.progress
         for pending in admitted(self.er, self.feed, self.admission, self.warnings):
@@ -198,6 +201,12 @@ class _Run:
                 progress(self.summary)
         self.delivery.send(gate.finish())
         self.delivery.finish()
+        adopted = self.admission.on_unchanged
+        if adopted is not None:
+            self.summary.notes.append(
+                f"{adopted.count:,} record(s) adopted: the org already held them as the source "
+                "has them; recorded as acknowledged, counted unchanged, not sent"
+            )
         if memo is not None:
             memo.save(state)
 
