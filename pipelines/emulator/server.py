@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -101,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         request = Request(self.command, url.path, params, _query(url.query), body, org)
         response = app.dispatch(route, request, other_method)
+        if decision.headers:
+            response = replace(response, headers={**response.headers, **decision.headers})
         if decision.commit_then_fail and response.status < 300:
             return self._commit_then_fail(key, response)
         self._finish(key, response)
@@ -116,8 +119,10 @@ class _Handler(BaseHTTPRequestHandler):
         if decision.kind == "drop":
             self._drop(key)
             return True
-        headers = {"Retry-After": str(decision.retry_after)} if decision.retry_after else None
-        self._finish(key, problem(decision.status, headers=headers))
+        headers = dict(decision.headers)
+        if decision.retry_after:
+            headers["Retry-After"] = str(decision.retry_after)
+        self._finish(key, problem(decision.status, headers=headers or None))
         return True
 
     def _commit_then_fail(self, key: str, response: Response) -> None:

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .limit_headers import HeaderStyle, ResetForm
+from .limiters import Algorithm
+
 __all__ = [
     "EmulatorSettings",
     "FaultConfig",
@@ -30,6 +33,12 @@ class FaultConfig(BaseModel):
 
     seed: int = 0
     rate_limit: float | None = Field(default=None, gt=0)
+    # How `rate_limit` (requests/s per organization) is enforced and announced; see limiters.py
+    # and limit_headers.py. The defaults are the emulator's original behaviour.
+    rate_limit_algorithm: Algorithm = "token_bucket"
+    rate_limit_window_s: float = Field(default=1.0, gt=0)
+    rate_limit_headers: HeaderStyle = "none"
+    rate_limit_reset: ResetForm = "delta"
     throttle_rate: float = Field(default=0, ge=0, le=1)
     error_rate: float = Field(default=0, ge=0, le=1)
     latency_ms: float = Field(default=0, ge=0)

@@ -27,6 +27,7 @@ from pipelines.contract import RetryDefaults
 from pipelines.errors import RetryableResponse, TransportError
 from pipelines.load.http import request
 from pipelines.load.pacing import Pacer
+from pipelines.load.rate_headers import read_quota, refusal_quota
 
 if TYPE_CHECKING:
     from pipelines.run.stopping import StopRequest
@@ -183,14 +184,20 @@ class Sender:
         if self.pacer is None:
             return self._post_once(body)
         self.pacer.acquire()
-        started, throttled = time.monotonic(), False
+        started, throttled, quota, retry_after = time.monotonic(), False, None, None
         try:
-            return self._post_once(body)
+            response = self._post_once(body)
+            quota = read_quota(response.headers)  # the server's rate-limit headers, if any
+            return response
         except RetryableResponse as exc:
-            throttled = exc.http_status == 429
+            throttled, retry_after = exc.http_status == 429, exc.retry_after
+            quota = refusal_quota(exc)
             raise
         finally:
-            self.pacer.release(throttled=throttled, latency_s=time.monotonic() - started)
+            latency = time.monotonic() - started
+            self.pacer.release(
+                throttled=throttled, latency_s=latency, quota=quota, retry_after=retry_after
+            )
 
     def _post_once(self, body: bytes) -> httpx.Response:
         headers = {"content-type": "application/json"}
