@@ -54,6 +54,8 @@ def _handle_errors(command: Callable) -> Callable:
         except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing to say
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(EXIT_BROKEN_PIPE)
+        except click.ClickException:
+            raise  # a usage error (a bad --fault, say): click prints it and exits 2
         except Exception as exc:  # noqa: BLE001 - see the docstring
             _crashed(exc)
 

@@ -136,3 +136,16 @@ def test_source_cannot_replace_a_sql_source(command, tmp_path):
     assert result.exit_code == 2, result.output
     assert "replaces a file source, but mappings/orders_sql.yml reads SQL" in result.output
     assert not (tmp_path / "ledger.sqlite").exists()
+
+
+def test_a_bad_option_value_is_a_usage_error_not_a_crash(tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    result = CliRunner().invoke(
+        main, ["emulator", "--fault", "error_rate=2"], env={"NYMBLE_SYNC_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 2, result.output
+    assert "internal error" not in result.output
+    assert not list(tmp_path.rglob("crash*"))
