@@ -40,8 +40,9 @@ def post_faults(app: EmulatorApp, request: Request) -> Response:
 
 
 def post_invoices(app: EmulatorApp, request: Request) -> Response:
-    """Seed invoices: `{"org": "org_demo", "invoices": [{"orderId": ..., ...}]}`."""
-    body = parse_json_body(request)
+    """Seed invoices: `{"org": "org_demo", "invoices": [{"orderId": ..., ...}]}`; amounts are
+    kept as sent (exact decimals, as an order's money)."""
+    body = parse_json_body(request, exact=True)
     org = body.get("org") if isinstance(body, dict) else None
     invoices = body.get("invoices") if isinstance(body, dict) else None
     if not isinstance(org, str) or not isinstance(invoices, list):

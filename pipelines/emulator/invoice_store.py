@@ -1,20 +1,24 @@
-"""Invoices per organization (§4.3): read-only through the API, seeded through the admin surface."""
+"""Invoices per organization (§4.3): read-only through the API, seeded through the admin surface.
+
+Amounts are kept as they were seeded (``exact_json``, as orders keep their money): a total of
+``100.10`` or of twenty significant digits reads back with the same value, never rounded
+through a binary float.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from .casing import normalize_keys
 from .db import Database, next_number
+from .exact_json import dumps, loads
 from .ids import new_guid, utc_now
 from .listing import ListQuery, TableView, run_list
 from .problems import ProblemError
 
 __all__ = ["INVOICE_VIEW", "InvoiceStore"]
 
-INVOICE_VIEW = TableView("invoices", "id", "invoiceNumber", {"orderId": "order_id"})
+INVOICE_VIEW = TableView("invoices", "id", "invoiceNumber", {"orderId": "order_id"}, decode=loads)
 _STATUSES = ("Draft", "Issued", "PartiallyPaid", "Paid", "Voided", "Cancelled")
 
 
@@ -46,7 +50,7 @@ class InvoiceStore:
                 doc = _invoice(raw, org, next_number(conn, org, "invoice"), now)
                 conn.execute(
                     "INSERT OR REPLACE INTO invoices (org, id, order_id, doc) VALUES (?, ?, ?, ?)",
-                    (org, doc["id"], str(doc["orderId"]), orjson.dumps(doc).decode()),
+                    (org, doc["id"], str(doc["orderId"]), dumps(doc).decode()),
                 )
                 docs.append(doc)
         return docs
@@ -56,7 +60,7 @@ class InvoiceStore:
             row = conn.execute(
                 "SELECT doc FROM invoices WHERE org = ? AND id = ?", (org, invoice_id)
             ).fetchone()
-        return orjson.loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def list(
         self,

@@ -1,5 +1,6 @@
 """What `reconcile` found, for people and machines: counts per bucket, the fields that differ,
-the first differences, money per currency and month, and linkage.
+the first differences, money per currency and month, linkage, and (an order job with an
+``invoices:`` source) the invoices compared one by one.
 
 ``to_dict()`` is the ``--json`` form (decimals as exact text), ``tables()`` what a terminal
 shows; every difference, not only the first ones, is in the differences CSV.
@@ -15,7 +16,16 @@ from pipelines.errors import EXIT_OK, EXIT_RECORDS
 from pipelines.ops.run_reports import TextTable
 from pipelines.transform.order_money import MEASURES, MoneyTotals
 
-__all__ = ["COUNTS", "Linkage", "Reconciliation", "money_rows", "money_text"]
+__all__ = [
+    "COUNTS",
+    "INVOICE_COUNTS",
+    "InvoiceCheck",
+    "Linkage",
+    "Reconciliation",
+    "invoice_money_rows",
+    "money_rows",
+    "money_text",
+]
 
 # (attribute, label, whether a non-zero count means source and target disagree)
 COUNTS = [
@@ -32,6 +42,109 @@ COUNTS = [
     ("other_job", "at the target, sent by another job", False),
     ("unowned", "at the target, sent by no job (created elsewhere)", False),
 ]
+
+
+# (attribute, label, whether a non-zero count means source and target disagree)
+INVOICE_COUNTS = [
+    ("source_rows", "source invoice rows read", False),
+    ("source_rejected", "rejected (not compared; see the invoice rejects)", True),
+    ("not_compared", "of orders not compared (rejected, not in the order source)", False),
+    ("compared", "source invoices compared", False),
+    ("agree", "agree", False),
+    ("differ", "differ (status, total, balance, currency)", True),
+    ("missing", "missing at the target", True),
+    ("extra", "at the target, not in the source", True),
+    ("rejected_at_target", "at the target, their source row rejected", False),
+]
+
+
+@dataclass
+class InvoiceCheck:
+    """Orders with ``invoices:``: each source invoice against the target's, by order and
+    number. ``money``: per currency, the compared source invoices against the target's
+    invoices of the compared orders (those whose source row is rejected left out)."""
+
+    source: str = ""
+    source_rows: int = 0
+    source_rejected: int = 0
+    not_compared: int = 0
+    compared: int = 0
+    agree: int = 0
+    differ: int = 0
+    missing: int = 0
+    extra: int = 0
+    rejected_at_target: int = 0
+    fields: dict[str, int] = field(default_factory=dict)  # field → invoices differing in it
+    money: list[dict[str, Any]] = field(default_factory=list)  # see invoice_money_rows
+    rejects_path: str | None = None
+
+    @property
+    def agrees(self) -> bool:
+        counted = any(getattr(self, name) for name, _label, differs in INVOICE_COUNTS if differs)
+        return not (counted or any(row["differs"] for row in self.money))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "money"}
+        data["money"] = [
+            {k: money_text(v) if isinstance(v, Decimal) else v for k, v in row.items()}
+            for row in self.money
+        ]
+        return data | {"agrees": self.agrees}
+
+    def tables(self) -> list[TextTable]:
+        verdict = "AGREE" if self.agrees else "DIFFER"
+        rows = [(label, f"{getattr(self, name):,}") for name, label, _ in INVOICE_COUNTS]
+        tables = [TextTable(f"invoices ({self.source}): {verdict}", ("", "invoices"), rows)]
+        if self.fields:
+            by_count = sorted(self.fields.items(), key=lambda kv: (-kv[1], kv[0]))
+            rows = [(name, f"{n:,}") for name, n in by_count]
+            tables.append(TextTable("invoice fields that differ", ("field", "invoices"), rows))
+        if self.money:
+            title = "invoice money per currency (target − source = Δ)"
+            tables.append(TextTable(title, _INVOICE_MONEY_HEADERS, _invoice_lines(self.money)))
+        return tables
+
+
+def invoice_money_rows(source: dict[str, list], target: dict[str, list]) -> list[dict[str, Any]]:
+    """One row per currency either side has (``{currency: [invoices, total, balance]}``)."""
+    rows = []
+    zero = [0, Decimal(0), Decimal(0)]
+    for currency in sorted(source.keys() | target.keys()):
+        s, t = source.get(currency, zero), target.get(currency, zero)
+        row: dict[str, Any] = {"currency": currency}
+        row |= {"invoices_source": s[0], "invoices_target": t[0]}
+        row |= {"total_source": s[1], "total_target": t[1], "total_difference": t[1] - s[1]}
+        row |= {"balance_source": s[2], "balance_target": t[2], "balance_difference": t[2] - s[2]}
+        row["differs"] = s[0] != t[0] or s[1] != t[1] or s[2] != t[2]
+        rows.append(row)
+    return rows
+
+
+_INVOICE_MONEY_HEADERS = (
+    "currency",
+    "invoices S/T",
+    "total S",
+    "total T",
+    "Δ total",
+    "balance S",
+    "balance T",
+    "Δ balance",
+)
+
+
+def _invoice_lines(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    return [
+        (
+            row["currency"] or "(none)",
+            f"{row['invoices_source']:,}/{row['invoices_target']:,}",
+            *(
+                money_text(row[f"{measure}_{side}"])
+                for measure in ("total", "balance")
+                for side in ("source", "target", "difference")
+            ),
+        )
+        for row in rows
+    ]
 
 
 @dataclass
@@ -88,6 +201,7 @@ class Reconciliation:
     samples: list[dict[str, str]] = field(default_factory=list)  # the first differences
     money: list[dict[str, Any]] = field(default_factory=list)  # see money_rows
     linkage: Linkage | None = None
+    invoices: InvoiceCheck | None = None  # orders with an invoices: source
     differences: int = 0  # rows in the differences CSV
     differences_path: str | None = None
     rejects_path: str | None = None
@@ -102,23 +216,27 @@ class Reconciliation:
     @property
     def agrees(self) -> bool:
         """Every record the source holds is at the target as the job sends it, nothing this
-        job sent lingers there, the money adds up, and every order's customer exists."""
+        job sent lingers there, the money adds up, every order's customer exists, and the
+        invoices (when the job names them) are the source's."""
         counted = any(getattr(self, name) for name, _label, differs in COUNTS if differs)
         money = any(row["differs"] for row in self.money)
         broken = self.linkage is not None and self.linkage.customers_missing > 0
-        return not (counted or money or broken)
+        invoices = self.invoices is not None and not self.invoices.agrees
+        return not (counted or money or broken or invoices)
 
     @property
     def exit_code(self) -> int:
         return EXIT_OK if self.agrees else EXIT_RECORDS
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("linkage", "baseline")}
+        skip = ("linkage", "invoices", "baseline")
+        data = {k: v for k, v in self.__dict__.items() if k not in skip}
         data["money"] = [
             {k: money_text(v) if isinstance(v, Decimal) else v for k, v in row.items()}
             for row in self.money
         ]
         data["linkage"] = self.linkage.to_dict() if self.linkage is not None else None
+        data["invoices"] = self.invoices.to_dict() if self.invoices is not None else None
         return data | {"agrees": self.agrees, "exit_code": self.exit_code}
 
     def tables(self) -> list[TextTable]:
@@ -135,8 +253,11 @@ class Reconciliation:
             rows = [tuple(sample[h] for h in headers) for sample in self.samples]
             title = f"first {len(rows)} of {self.differences:,} differences"
             tables.append(TextTable(title, headers, rows))
-        tables += self._money_tables() + self._linkage_tables() + self._fix_tables()
+        tables += self._money_tables() + self._linkage_tables()
+        tables += (self.invoices.tables() if self.invoices is not None else []) + self._fix_tables()
         files = [("differences", self.differences_path), ("rejects", self.rejects_path)]
+        if self.invoices is not None:
+            files.append(("invoice rejects", self.invoices.rejects_path))
         took = (
             f"{self.elapsed_s:.1f} s; reading the target {self.target_read_s:.1f} s "
             f"({self.requests:,} requests)"

@@ -13,6 +13,10 @@ and compared field by field (``transform.canonical_compare``). Target records no
 matched are then sorted out by the ledger's ownership. Memory holds the index and one chunk,
 never the pages or the source whole.
 
+An order job with an ``invoices:`` source also compares invoices one by one
+(``run.invoice_match``): the target's are indexed in the linkage pass over the invoice list,
+the source's streamed against that index after the orders.
+
 Why not a sort-merge by key: the source comes in its own order (an ERP export, a SQL query) and
 sorting it would spill it whole to disk and read it twice, while the target's pages arrive in
 any order anyway; one argsort of the fixed-width index is cheaper.
@@ -39,8 +43,10 @@ from pipelines.load.api_reader import field_of
 from pipelines.load.pacing import Pacer
 from pipelines.load.paged_reads import PagedReads
 from pipelines.ops.differences_csv import DifferencesWriter, cell
-from pipelines.ops.reconcile_report import Reconciliation, money_rows
+from pipelines.ops.reconcile_report import InvoiceCheck, Reconciliation, money_rows
 from pipelines.run.engine import admission_for, admitted
+from pipelines.run.invoice_index import TargetInvoices
+from pipelines.run.invoice_match import InvoiceMatch, open_invoices, rejects_path_for
 from pipelines.run.order_linkage import check_linkage
 from pipelines.run.reconcile_views import ReconcileView, reconcile_view
 from pipelines.run.summary import RunSummary
@@ -51,6 +57,7 @@ from pipelines.transform.rejects import RejectsWriter
 
 if TYPE_CHECKING:
     from pipelines.entities import EntityRun, RunContext
+    from pipelines.entities.orders.order_job import OrdersJob
     from pipelines.extract.feed import Feed
     from pipelines.load.batching import Pending
 
@@ -71,8 +78,8 @@ def reconcile_job(
 ) -> Reconciliation:
     """Compare the whole source (as ``run`` reads it) with everything the target holds.
     ``ctx`` must read the whole feed (no watermark); the ledger is only read. Without
-    ``evidence`` (`run --adopt` wants only which records agree) an order job's money and
-    linkage are left out: no invoice is read."""
+    ``evidence`` (`run --adopt` wants only which records agree) an order job's money,
+    linkage and invoices are left out: no invoice is read."""
     job, o = ctx.job, ctx.options
     started = time.perf_counter()
     result = Reconciliation(job.job, job.entity, ctx.target.label)
@@ -81,6 +88,8 @@ def reconcile_job(
     with ExitStack() as stack:
         # Opened first: a source that cannot be read fails before the target is paged.
         feed = stack.enter_context(er.open_feed())
+        invoices = getattr(job, "invoices", None) if evidence else None
+        invoice_feed = open_invoices(job, ctx.opener, stack) if invoices is not None else None
         out = stack.enter_context(DifferencesWriter(path))
         index = stack.enter_context(
             TargetIndex(
@@ -95,11 +104,20 @@ def reconcile_job(
         reads = _reads(ctx, pacer, exact=view.exact)
         _read_target(reads, view, index, found)
         result.target_read_s = time.perf_counter() - started
-        compare = _Compare(index, found, money=evidence and job.entity == "orders")
+        compare = _Compare(
+            index,
+            found,
+            money=evidence and job.entity == "orders",
+            lost=invoice_feed is not None,
+        )
         feed_keys = _read_source(er, ctx, feed, compare, result)
         _sort_out_the_rest(ctx, index, feed_keys, found, compare)
+        held = None
         if compare.money:
-            _orders(_reads(ctx, pacer, exact=True), index, found, compare)
+            held = _target_invoices(job, index, o.state_dir, stack) if invoice_feed else None
+            _orders(_reads(ctx, pacer, exact=True), index, found, compare, held)
+        if invoice_feed is not None and held is not None:  # orders: compare.money is set
+            result.invoices = _invoices(ctx, index, held, found, compare, invoice_feed)
         result.baseline = compare.baseline()
     result.requests += reads.requests
     result.elapsed_s = time.perf_counter() - started
@@ -205,10 +223,13 @@ def _read_source(
 class _Compare:
     """The source, chunk by chunk, against the target's index."""
 
-    def __init__(self, index: TargetIndex, found: _Findings, *, money: bool):
+    def __init__(self, index: TargetIndex, found: _Findings, *, money: bool, lost: bool = False):
+        """``lost``: keep each missing order's key hash and currency (its invoices are
+        missing with it)."""
         self.index, self.found, self.money = index, found, money
         self.source_money, self.target_money = MoneyTotals(), MoneyTotals()
         self._agreed: list[tuple[np.ndarray, np.ndarray]] = []
+        self.lost: dict[int, str] | None = {} if lost else None
 
     def chunk(self, pending: Pending) -> None:
         index, result = self.index, self.found.result
@@ -217,6 +238,9 @@ class _Compare:
         result.compared += len(pending)
         for i in np.flatnonzero(~found):
             self.found.add(pending.external_ids[i], "missing")
+            if self.lost is not None:
+                currency = parse_exact(pending.bodies[i]).get("currencyCode")
+                self.lost[int(pending.key_hashes[i])] = str(currency or "")
         result.missing += int((~found).sum())
         for i in np.flatnonzero(found & ~agree):
             changes = differences(index.record(pos[i]), parse_exact(pending.bodies[i]))
@@ -276,12 +300,59 @@ def _sort_out_the_rest(
             compare.target_money.add(OrderMoney.from_bytes(index.extra(pos)))
 
 
-def _orders(reads: PagedReads, index: TargetIndex, found: _Findings, compare: _Compare) -> None:
-    """An order migration's own evidence: linkage, and money per currency and month."""
+def _orders(
+    reads: PagedReads,
+    index: TargetIndex,
+    found: _Findings,
+    compare: _Compare,
+    invoices: TargetInvoices | None,
+) -> None:
+    """An order migration's own evidence: linkage, and money per currency and month; the
+    target's invoices indexed into ``invoices`` when the job compares them."""
     result = found.result
-    result.linkage = check_linkage(reads, index, partial(_no_customer, index, found))
+    report = partial(_no_customer, index, found)
+    result.linkage = check_linkage(reads, index, report, invoices)
     result.requests += reads.requests
     result.money = money_rows(compare.source_money, compare.target_money)
+
+
+def _target_invoices(
+    job: OrdersJob, index: TargetIndex, state_dir: Path, stack: ExitStack
+) -> TargetInvoices:
+    spec = job.invoices
+    assert spec is not None
+
+    def order_currency(pos: int) -> str:
+        return OrderMoney.from_bytes(index.extra(pos)).currency
+
+    held = TargetInvoices(
+        balance=spec.balance_due is not None,
+        currency=spec.currency_code is not None,
+        order_currency=order_currency,
+        spill_dir=_spill_dir(state_dir),
+    )
+    return stack.enter_context(held)
+
+
+def _invoices(
+    ctx: RunContext,
+    index: TargetIndex,
+    held: TargetInvoices,
+    found: _Findings,
+    compare: _Compare,
+    feed: Feed,
+) -> InvoiceCheck:
+    """The source's invoices against the target's, one by one."""
+    held.finish()
+    o, job = ctx.options, ctx.job
+    if held.listed_twice:
+        found.result.notes.append(
+            f"{held.listed_twice:,} invoice(s) were listed twice: the target changed while it "
+            "was read; reconcile again when it is quiet"
+        )
+    rejects = o.rejects_path or o.state_dir / "rejects" / f"{job.job}-reconcile.csv"
+    match = InvoiceMatch(job, index, held, found.add, compare.lost or {})
+    return match.run(feed, rejects_path_for(rejects))
 
 
 def _no_customer(index: TargetIndex, found: _Findings, pos: int) -> None:

@@ -5,7 +5,8 @@ header columns to the API's order fields, dotted names building the nested objec
 ``timezone``, which a job mapping a date must state: a guessed zone moves every order by hours.
 The ERP's totals (``subtotal``, ``tax``, ``orderTotal``, line ``lineTotal`` or a line
 ``discount`` turned into it by the job's ``rounding``) are sent as computed there (§3.5), and
-``totals`` says how closely they must add up.
+``totals`` says how closely they must add up. ``invoices`` names the ERP's invoices, which
+only ``reconcile`` reads (see :class:`InvoicesSpec`).
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ __all__ = [
     "ITEM_FIELDS",
     "ORDER_FIELDS",
     "ORDER_STATUSES",
+    "INVOICE_STATUSES",
     "DateColumn",
     "Discount",
     "HoldPolicy",
+    "InvoicesSpec",
     "ItemsSpec",
     "OrdersJob",
     "Rounding",
@@ -89,6 +92,10 @@ ORDER_STATUSES = {
     "Cancelled": "Cancelled",
     "Void": "Cancelled",
 }
+
+
+# CONTRACT §4.3: an invoice's states, as the API spells them (compared case-insensitively).
+INVOICE_STATUSES = ("Draft", "Issued", "PartiallyPaid", "Paid", "Voided", "Cancelled")
 
 
 class DateColumn(SpecModel):
@@ -192,6 +199,51 @@ class ItemsSpec(SpecModel):
         return found | {name: column for name, column in more.items() if column}
 
 
+def _status_spec_kind(raw: Any) -> str | None:
+    if isinstance(raw, str):
+        return "spec:column"
+    return "spec:map" if isinstance(raw, dict | BaseModel) else None
+
+
+# An invoice's status: a column holding §4.3 states, or ERP codes translated by a map.
+StatusSpec = Annotated[
+    Annotated[str, Tag("spec:column")] | Annotated[ColumnMap, Tag("spec:map")],
+    Discriminator(
+        _status_spec_kind,
+        custom_error_type="field_spec",
+        custom_error_message="must be a column name or {column: ..., map: {...}}",
+    ),
+]
+
+
+class InvoicesSpec(SpecModel):
+    """The ERP's invoices of the job's orders, for ``reconcile`` only: each invoice the source
+    lists is matched to the target's by its order and ``invoiceNumber`` (CONTRACT §4.3), and
+    their status, total, and balance and currency where mapped, are compared exactly. ``run``,
+    ``plan`` and ``validate`` never read this source (Nymble's invoices are not sent by this
+    tool); its keys are checked with the rest of the job file all the same.
+
+    Keys name source columns, as ``items`` does: ``key`` the invoices' order-key column
+    (default: the job's key), ``status`` a column of §4.3 states or ``{column: ..., map:
+    {...}}`` translating the ERP's codes. Money is read in the job's ``number:`` style, exact
+    to ``money_scale`` decimals."""
+
+    source: SourceSpec
+    key: str | None = None
+    invoice_number: str = Field(alias="invoiceNumber")
+    status: StatusSpec
+    total: str
+    balance_due: str | None = Field(None, alias="balanceDue")
+    currency_code: str | None = Field(None, alias="currencyCode")
+
+    def columns(self) -> dict[str, str]:
+        """Job-file key (under ``invoices``) → source column, for every column compared."""
+        status = self.status if isinstance(self.status, str) else self.status.column
+        found = {"invoiceNumber": self.invoice_number, "status": status, "total": self.total}
+        more = {"balanceDue": self.balance_due, "currencyCode": self.currency_code}
+        return found | {name: column for name, column in more.items() if column}
+
+
 class TotalsSettings(SpecModel):
     """How closely an order's totals must add up before it is sent: ``subtotal`` to the sum
     of its lines' ``lineTotal`` (``quantity × price`` where a line has none), ``orderTotal`` to
@@ -254,6 +306,7 @@ class OrdersJob(JobBase):
     totals: TotalsSettings = TotalsSettings()
     references: ReferenceSettings = ReferenceSettings()
     hold: HoldPolicy | None = None  # orders waiting for a reference: how long they may wait
+    invoices: InvoicesSpec | None = None  # reconcile only: the ERP's invoices to compare
     spill_partition_bytes: int = Field(32 << 20, ge=1 << 16)  # unsorted files: per temp part
     BATCH_DEFAULTS = {"max_items": 50}  # §3.5 [A]: 50 orders per call
     batch: BatchSettings = BatchSettings(**BATCH_DEFAULTS)
@@ -273,15 +326,32 @@ class OrdersJob(JobBase):
             f"items.{keys.get(name, name)}": column for name, column in self.items.columns().items()
         }
 
+    def invoice_columns_used(self) -> dict[str, str]:
+        """Job-file key → column of the invoices source (``reconcile`` checks them before it
+        reads anything)."""
+        if self.invoices is None:
+            return {}
+        mapped = not isinstance(self.invoices.status, str)
+        used = {"invoices.key": self.invoices.key or self.key}
+        for name, column in self.invoices.columns().items():
+            used[f"invoices.{name}" + (".column" if name == "status" and mapped else "")] = column
+        return used
+
     def sources(self) -> list[Any]:
+        """The sources a run reads: headers and lines (not ``invoices``, which only
+        ``reconcile`` reads: see ``evidence_sources``)."""
         return [self.source] + ([self.items.source] if self.items.source is not None else [])
+
+    def evidence_sources(self) -> list[Any]:
+        """The sources only ``reconcile`` reads: the invoices."""
+        return [self.invoices.source] if self.invoices is not None else []
 
 
 def parse_orders_job(raw: dict[str, Any], path: Path) -> OrdersJob:
     fields = raw.get("fields")
     record_fields = {"externalId", *(f.split(".")[0] for f in fields or {}), "items"}
     problems = _problems(fields) + _zone_problems(fields, raw.get("timezone"))
-    problems += _line_total_problems(raw)
+    problems += _line_total_problems(raw) + _invoice_status_problems(raw.get("invoices"))
     return parse_job(OrdersJob, raw, path, problems, record_fields)
 
 
@@ -411,6 +481,27 @@ def _places_problems(rounding: Any, scale: int) -> list[Problem]:
             f"{places} decimals is finer than money_scale ({scale})",
             f"raise money_scale to {places}, or round to at most {scale} decimals",
         )
+    ]
+
+
+def _invoice_status_problems(invoices: Any) -> list[Problem]:
+    """The states an ERP's invoice codes are mapped to must be §4.3's, before anything is
+    read: a typo would otherwise reject every invoice with that code."""
+    spec = invoices.get("status") if isinstance(invoices, dict) else None
+    if not isinstance(spec, dict) or not isinstance(spec.get("map"), dict):
+        return []
+    given = [(f"invoices.status.map.{code}", status) for code, status in spec["map"].items()]
+    if spec.get("default") is not None:
+        given.append(("invoices.status.default", spec["default"]))
+    known = {s.casefold() for s in INVOICE_STATUSES}
+    return [
+        Problem(
+            key,
+            f"{status!r} is not an invoice status (CONTRACT §4.3)",
+            suggest(str(status), list(INVOICE_STATUSES)),
+        )
+        for key, status in given
+        if not isinstance(status, str) or status.casefold() not in known
     ]
 
 
