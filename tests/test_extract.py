@@ -381,3 +381,132 @@ def test_unreadable_parquet_raises_source_error(tmp_path, data, match):
         with pytest.raises(SourceError, match=match) as err:
             read()
         assert str(err.value).startswith(str(path))
+
+
+# --- one read before Arrow's (issue 18) ---------------------------------------------------------
+
+EXPORTS = Path(__file__).parent / "exports"
+BLOCK = 256 << 10  # file_scan's read block; its decode parts are 64 KiB
+
+
+def _layouts() -> dict[str, bytes]:
+    """Bytes whose first bad (or cut) UTF-8 sequence, or none, sits at the scan's seams."""
+    head = b"sku,name\n"
+    pad = lambda n: head + b"x" * (n - len(head))  # noqa: E731 - ASCII up to offset n
+    e_acute, euro = "é".encode(), "€".encode()
+    return {
+        "ascii": head + b"A1,plain\n" * 70_000,
+        "char-across-read-block": pad(BLOCK - 1) + e_acute + b"\n",
+        "char-across-decode-part": pad(BLOCK + (64 << 10) - 2) + euro + b"\n",
+        "accents-then-ascii": ("A1,Café\n" * 40_000).encode() + b"A2,plain\n" * 40_000,
+        "bad-first-byte-of-block": pad(BLOCK) + b"\xe9\n",
+        "bad-after-accents": ("A1,Café\n" * 40_000).encode() + b"A2,Cr\xe8me\n",
+        "continuation-opens-block": pad(BLOCK) + b"\x80\n",
+        "cut-at-end": pad(BLOCK - 1) + euro[:2],
+        "overlong": head + b"A1,\xc0\xaf\n",
+    }
+
+
+@pytest.mark.parametrize("name", list(_layouts()))
+def test_the_scan_counts_line_breaks_and_finds_the_first_bad_byte_as_python_does(tmp_path, name):
+    from pipelines.extract.file_scan import scan_file
+
+    data = _layouts()[name]
+    scan = scan_file(write(tmp_path, data))
+    try:
+        data.decode("utf-8")
+        expected = None
+    except UnicodeDecodeError as exc:  # Python's whole-string decode is the reference
+        expected = (exc.start, data[exc.start])
+    assert (scan.size, scan.line_breaks, scan.utf8_error) == (
+        len(data),
+        data.count(b"\n"),
+        expected,
+    )
+
+
+def _corpus() -> list[tuple[Path, dict]]:
+    """The CSV exports of tests/exports with the options their jobs read them with."""
+    options = {
+        "sap_materials_cp1252.csv": {"delimiter": ";"},
+        "sap_materials_bom.csv": {"delimiter": ";", "encoding": "cp1252"},
+        "as400_padded.txt": {"delimiter": ";"},
+        "excel_de_saved_as_csv.csv": {"delimiter": ";"},
+        "erp_orders_de.csv": {"delimiter": ";"},
+        "erp_order_lines_de.csv": {"delimiter": ";"},
+        "price_list_de.csv": {"delimiter": ";"},
+        "price_list_products_de.csv": {"delimiter": ";"},
+        "french_tarifs.csv": {"delimiter": ";"},
+        "sqlserver_items_utf16.txt": {"delimiter": "\t"},
+    }
+    found = sorted([*EXPORTS.glob("*.csv"), *EXPORTS.glob("*.txt")])
+    return [(path, options.get(path.name, {})) for path in found]
+
+
+def _as_read(chunks) -> list[tuple]:
+    return [(c.table.to_pylist(), c.rows.tolist(), c.rejects, c.source) for c in chunks]
+
+
+@pytest.mark.parametrize(("path", "options"), _corpus(), ids=lambda v: getattr(v, "name", ""))
+def test_a_feed_reads_each_export_as_the_separate_reads_do(path, options):
+    """The run's way (one scan for the size and the encoding, the header read once) gives the
+    same encoding, size, columns, rows, row numbers and rejects as a separate guess, header
+    read and read of the file."""
+    from pipelines.extract.feed import SourceOpener, source_size
+    from pipelines.jobs.specs import CsvSource
+
+    source = CsvSource(type="csv", path=path, **options)
+    logged: list[str] = []
+    opener = SourceOpener(log=logged.append)
+    feed = opener.feed(source)
+    columns, chunks = opener.open(source, feed)
+    encoding = source.encoding
+    if encoding == "auto":
+        encoding = detect_encoding(path).encoding
+        assert logged[0] == f"{path}: reading as {encoding} ({detect_encoding(path).reason})"
+    assert feed.size == source_size(path, "csv") == path.read_bytes().count(b"\n")
+    assert columns == csv_columns(path, encoding=encoding, delimiter=source.delimiter)
+    separately = read_csv(path, encoding=encoding, delimiter=source.delimiter, block_bytes=1 << 20)
+    assert _as_read(chunks) == _as_read(separately)
+
+
+def test_an_export_that_cannot_be_read_fails_the_same_way_through_a_feed(tmp_path):
+    from pipelines.extract.feed import SourceOpener
+    from pipelines.jobs.specs import CsvSource
+
+    opener = SourceOpener(log=lambda _: None)
+    missing = CsvSource(type="csv", path=tmp_path / "gone.csv")
+    assert opener.feed(missing).size is None  # the read names the missing file
+    with pytest.raises(SourceError, match="file not found"):
+        opener.open(missing)
+    duplicated = CsvSource(type="csv", path=write(tmp_path, b"sku,name,sku\nA,b,c\n"))
+    with pytest.raises(SourceError, match="'sku' appears twice") as err:
+        opener.open(duplicated, opener.feed(duplicated))
+    assert (err.value.row, err.value.column) == (1, "sku")
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read(2) and the like, page cache hits included."""
+    with open("/proc/self/io") as io_stats:
+        return next(int(line.split()[1]) for line in io_stats if line.startswith("rchar:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="Linux's /proc/self/io")
+@pytest.mark.parametrize("encoding", ["auto", "utf-8"])
+def test_a_feed_reads_its_file_once_before_arrow_reads_it(tmp_path, encoding):
+    """Sizing the feed, guessing its encoding and reading its header take one pass over the
+    file, not one each: in all, the file's bytes are read about twice (scan, then Arrow)."""
+    from pipelines.extract.feed import SourceOpener
+    from pipelines.jobs.specs import CsvSource
+
+    path = write(tmp_path, big_csv(120_000))  # ~7 MB: the header block (1 MiB) is small beside it
+    source = CsvSource(type="csv", path=path, encoding=encoding)
+    opener = SourceOpener(log=lambda _: None)
+    before = _bytes_read()
+    feed = opener.feed(source)
+    _columns, chunks = opener.open(source, feed)
+    rows = sum(len(chunk.table) for chunk in chunks)
+    read = _bytes_read() - before
+    assert rows == 120_000 and feed.size == 120_001
+    size = path.stat().st_size
+    assert 2 * size <= read < 2 * size + (1 << 20)  # separate reads: 3-4 times the size

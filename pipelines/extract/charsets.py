@@ -10,6 +10,8 @@ import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.extract.file_scan import FileScan, scan_file
+
 __all__ = ["UTF8_BOM", "EncodingChoice", "arrow_encoding", "choose", "detect"]
 
 UTF8_BOM = codecs.BOM_UTF8
@@ -79,16 +81,23 @@ def choose(path: Path, encoding: str, *, limit: int | None) -> EncodingChoice:
     return EncodingChoice(mark.encoding, reason, overrides_given=True)
 
 
-def detect(path: Path, *, limit: int | None) -> EncodingChoice:
+def detect(path: Path, *, limit: int | None, scan: FileScan | None = None) -> EncodingChoice:
     """The BOM if any, else UTF-8 unless a byte within the first ``limit`` (None: all) breaks it,
-    else cp1252 (what Windows-made exports without a mark nearly always are)."""
+    else cp1252 (what Windows-made exports without a mark nearly always are).
+
+    ``scan``: the whole file's scan, when the caller has one that checked UTF-8 (the file is
+    then not read again); without it, a whole-file guess scans the file."""
     mark = _mark(path)
     if mark is not None:
         return EncodingChoice(mark.encoding, f"{mark.label} byte order mark")
-    bad = _first_invalid_utf8(path, limit)
+    if limit is None:
+        if scan is None or not scan.utf8_checked:
+            scan = scan_file(path)
+        bad, size = scan.utf8_error, scan.size
+    else:
+        bad, size = _first_invalid_utf8(path, limit), None
     if bad is None:
-        size = path.stat().st_size
-        scope = "the header block is" if limit is not None else f"all {size:,} bytes are"
+        scope = "the header block is" if size is None else f"all {size:,} bytes are"
         return EncodingChoice("utf-8", f"no byte order mark; {scope} valid UTF-8")
     offset, byte = bad
     return EncodingChoice(
@@ -109,12 +118,13 @@ def _mark(path: Path) -> _Mark | None:
     return next((mark for mark in _BOMS if head.startswith(mark.bom)), None)
 
 
-def _first_invalid_utf8(path: Path, limit: int | None) -> tuple[int, int] | None:
-    """Offset and value of the first byte that is not valid UTF-8, or None if there is none."""
+def _first_invalid_utf8(path: Path, limit: int) -> tuple[int, int] | None:
+    """Offset and value of the first byte within ``limit`` that is not valid UTF-8, or None
+    if there is none (a whole file is checked by ``file_scan``)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset, pending = 0, b""
     with path.open("rb") as file:
-        while (limit is None or offset < limit) and (block := file.read(_VALIDATE_BLOCK)):
+        while offset < limit and (block := file.read(_VALIDATE_BLOCK)):
             pending = decoder.getstate()[0]  # a character split across blocks starts here
             try:
                 decoder.decode(block)
@@ -122,7 +132,7 @@ def _first_invalid_utf8(path: Path, limit: int | None) -> tuple[int, int] | None
                 data = pending + block
                 return offset - len(pending) + exc.start, data[exc.start]
             offset += len(block)
-    if limit is not None and offset >= limit:
+    if offset >= limit:
         return None  # a character cut by the limit is not an error
     pending = decoder.getstate()[0]
     return (offset - len(pending), pending[0]) if pending else None

@@ -12,19 +12,21 @@ its newest match is read, chosen once per run so that every open of the run read
 from __future__ import annotations
 
 import glob
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from pipelines.errors import ConfigError, SourceError
 from pipelines.extract import files
 from pipelines.extract.chunks import Chunk
+from pipelines.extract.file_scan import FileScan, scan_file
 from pipelines.jobs.job_file import check_columns
 from pipelines.jobs.specs import CsvSource, NumberFormat, ParquetSource, SqlSource, XlsxSource
 
 if TYPE_CHECKING:  # loaded only by the runs that read SQL or Excel (startup cost, issue 18)
+    import sqlalchemy as sa
+
     from pipelines.extract.sql import SqlRead
 
 __all__ = ["CSV_BLOCK_BYTES", "Feed", "SourceOpener", "is_pattern", "newest_match", "source_size"]
@@ -74,6 +76,10 @@ class SourceOpener:
     query that uses it). A pattern's newest match is chosen at its first use and kept: the
     engine may open a feed twice (mirror mode scans its keys first), and both reads must be
     of the same file even if a newer one lands in between. One opener serves one run.
+
+    A CSV file is scanned once before Arrow reads it: its line breaks are the feed's size and,
+    for ``encoding: auto``, the same pass checks its UTF-8. The scan is kept while the file's
+    size and modification time stay the same.
     """
 
     def __init__(
@@ -87,6 +93,7 @@ class SourceOpener:
         self.engines = engines or {}
         self.override, self.watermark_from, self.log = override, watermark_from, log
         self._chosen: dict[tuple[str, str], Path] = {}  # (pattern, pick) → the file read
+        self._scans: dict[Path, FileScan] = {}  # CSV files scanned in this run
 
     def open_main(self, job: Any) -> tuple[Feed, list[str]]:
         """The job's own source as a feed whose chunks are its rows, once its columns are
@@ -167,10 +174,16 @@ class SourceOpener:
         if isinstance(source, XlsxSource):
             path = self.path(source, main=main)
             return _excel().sheet_size(path, sheet=source.sheet, header_row=source.header_row)
-        try:
-            return source_size(self.path(source, main=main), source.type)
+        path = self.path(source, main=main)
+        if isinstance(source, ParquetSource):
+            try:
+                return source_size(path, "parquet")
+            except OSError:
+                return None  # the read itself reports a missing file, naming it
+        try:  # the same pass checks UTF-8 for the encoding guess that follows
+            return self._scan(path, utf8=source.encoding == "auto").line_breaks
         except OSError:
-            return None  # the read itself reports a missing file, naming it
+            return None
 
     def bytes(self, source: Any, *, main: bool = True) -> int:
         """A file source's size on disk (0 for SQL or a missing file); for an Excel sheet, the
@@ -200,18 +213,32 @@ class SourceOpener:
             )
         encoding = source.encoding
         if encoding == "auto":
-            choice = files.detect_encoding(path)
+            choice = files.detect_encoding(path, scan=self._scanned(path))
             self.log(f"{path}: reading as {choice.encoding} ({choice.reason})")
             encoding = choice.encoding
-        columns = files.csv_columns(path, encoding=encoding, delimiter=source.delimiter)
-        chunks = files.read_csv(
+        return files.open_csv(
             path,
             encoding=encoding,
             delimiter=source.delimiter,
             block_bytes=CSV_BLOCK_BYTES,
             log=self.log,
         )
-        return columns, chunks
+
+    def _scan(self, path: Path, *, utf8: bool) -> FileScan:
+        """The file's scan: the one kept, if it still describes the file (and checked UTF-8
+        when ``utf8``), else a new one. Raises ``OSError`` for a file that cannot be read."""
+        kept = self._scanned(path)
+        if kept is not None and (kept.utf8_checked or not utf8):
+            return kept
+        self._scans[path] = scan = scan_file(path, utf8=utf8)
+        return scan
+
+    def _scanned(self, path: Path) -> FileScan | None:
+        kept = self._scans.get(path)
+        try:
+            return kept if kept is not None and kept.describes(os.stat(path)) else None
+        except OSError:
+            return None
 
 
 def is_pattern(path: Path | str) -> bool:
@@ -261,11 +288,7 @@ def source_size(path: Path, kind: str) -> int:
         import pyarrow.parquet as pq  # only Parquet runs pay for loading it
 
         return pq.ParquetFile(path).metadata.num_rows
-    lines = 0
-    with Path(path).open("rb") as f:
-        while block := f.read(1 << 22):
-            lines += block.count(b"\n")
-    return lines
+    return scan_file(Path(path), utf8=False).line_breaks
 
 
 def _read(query: Path) -> str:

@@ -34,6 +34,7 @@ from pipelines.extract.csv_stream import (
     regroup,
     stream,
 )
+from pipelines.extract.file_scan import FileScan
 from pipelines.extract.header_names import HeaderNames
 from pipelines.extract.record_bounds import RecordBounds, byte_aligned
 
@@ -42,13 +43,17 @@ __all__ = [
     "EncodingChoice",
     "csv_columns",
     "detect_encoding",
+    "open_csv",
     "parquet_columns",
     "read_csv",
     "read_parquet",
 ]
 
-# Enough for any header line, yet cheap: csv_columns runs before any data is read.
+# Enough for any header line, yet cheap: csv_columns runs before any data is read. A header in
+# UTF-16/32 is parsed from a block this size; in any other encoding its record is found in
+# windows of _HEADER_WINDOW bytes (as many as it takes) and parsed alone.
 _HEADER_BLOCK = 1 << 20
+_HEADER_WINDOW = 64 << 10
 # Arrow's streaming reader keeps ~36 blocks in flight (its background read-ahead): 256 KB
 # blocks hold ~9 MB, 4 MB blocks ~144 MB, at the same speed.
 _READ_BYTES = 256 << 10
@@ -59,14 +64,16 @@ _READ_BYTES = 256 << 10
 MAX_ROW_BYTES = 64 << 20
 
 
-def detect_encoding(path: Path) -> EncodingChoice:
+def detect_encoding(path: Path, *, scan: FileScan | None = None) -> EncodingChoice:
     """Choose a CSV file's encoding: its byte order mark, else UTF-8 if every byte is valid
     UTF-8, else cp1252 (what Windows-made exports without a mark nearly always are).
 
-    Reads the whole file once, in small blocks; memory stays constant.
+    Reads the whole file once, in small blocks (memory stays constant), unless ``scan``, a
+    scan of this file that checked UTF-8, already did (``SourceOpener`` keeps the one it made
+    for the row-count gate).
     """
     with _source_errors(str(path)):
-        return charsets.detect(Path(path), limit=None)
+        return charsets.detect(Path(path), limit=None, scan=scan)
 
 
 def csv_columns(path: Path, *, encoding: str = "auto", delimiter: str = ",") -> list[str]:
@@ -119,7 +126,25 @@ def read_csv(
     ``detect_encoding`` yourself and pass its ``encoding`` here. An explicit encoding is used as
     given, unless the file starts with a byte order mark of another encoding: the mark wins
     (see ``charsets.choose``). Bytes the encoding cannot decode raise ``SourceError``.
+    Nothing is read before the first chunk is asked for.
     """
+    _names, chunks = open_csv(
+        path, encoding=encoding, delimiter=delimiter, block_bytes=block_bytes, log=log
+    )
+    yield from chunks
+
+
+def open_csv(
+    path: Path,
+    *,
+    encoding: str = "auto",
+    delimiter: str = ",",
+    block_bytes: int = 8 << 20,
+    log: Callable[[str], None] | None = None,
+) -> tuple[list[str], Iterator[Chunk]]:
+    """``csv_columns`` and ``read_csv`` of one file, its header read once: the column names
+    as ``csv_columns`` gives them (header problems raise ``SourceError`` here), and the chunks
+    as ``read_csv`` yields them."""
     source = str(path)
     path = Path(path)
     with _source_errors(source, encoding=encoding):
@@ -134,9 +159,13 @@ def read_csv(
         min(block_bytes, _READ_BYTES), MAX_ROW_BYTES, log,
     )  # fmt: skip
     header = HeaderNames(names)
+    return header.names, _chunks(csv, header, max(1, block_bytes // _READ_BYTES))
+
+
+def _chunks(csv: CsvRead, header: HeaderNames, group: int) -> Iterator[Chunk]:
     # conversion errors can now name their column, and their row however far streaming resumed
-    with _source_errors(source, names, choice.encoding, rows=csv.malformed):
-        for chunk in regroup(stream(csv), max(1, block_bytes // _READ_BYTES)):
+    with _source_errors(csv.source, csv.names, csv.encoding, rows=csv.malformed):
+        for chunk in regroup(stream(csv), group):
             yield header.tidy(chunk)
 
 
@@ -161,20 +190,20 @@ def read_parquet(path: Path, *, batch_rows: int = 65_536) -> Iterator[Chunk]:
 def _read_header(path: Path, source: str, encoding: str, delimiter: str) -> list[str]:
     if path.stat().st_size == 0:
         raise SourceError("the file is empty (0 bytes); expected a header row", source=source)
-    # the first block is parsed too: a malformed row in it must not fail the header read
+    # a malformed row after the header must not fail the header read
     parsing = parse_options(delimiter, lambda row: "skip")
-    reading = read_options(charsets.arrow_encoding(encoding), _HEADER_BLOCK)
-    try:
-        reader = pacsv.open_csv(path, read_options=reading, parse_options=parsing)
-    except pa.ArrowInvalid as exc:  # the one Arrow error handled, not translated, here
-        if STRADDLING not in str(exc) or not byte_aligned(encoding):
-            raise
-        # the first row is longer than the block: parse the header alone
+    if byte_aligned(encoding):
+        # The header record alone: Arrow's reader of the file reads blocks ahead on a thread of
+        # its own (3-6 MiB of a big export before it could be closed), just for the names.
         data = _header_bytes(path, delimiter)
-        data = data if reading.encoding == "utf8" else data.decode(encoding).encode()
+        if charsets.arrow_encoding(encoding) != "utf8":
+            data = data.decode(encoding).encode()
         reading = read_options("utf8", len(data) + 1)
         reader = pacsv.open_csv(pa.BufferReader(data), read_options=reading,
                                 parse_options=parsing)  # fmt: skip
+    else:  # UTF-16/32: record_bounds cannot find records in their bytes; Arrow decodes them
+        reading = read_options(charsets.arrow_encoding(encoding), _HEADER_BLOCK)
+        reader = pacsv.open_csv(path, read_options=reading, parse_options=parsing)
     names = reader.schema.names
     reader.close()
     _check_names([name.strip() for name in names], source, row=1, unnamed_ok=True)
@@ -184,7 +213,7 @@ def _read_header(path: Path, source: str, encoding: str, delimiter: str) -> list
 def _header_bytes(path: Path, delimiter: str) -> bytes:
     """The first record of a file in a byte-aligned encoding (after a UTF-8 mark)."""
     with path.open("rb") as raw:
-        bounds = RecordBounds(raw, delimiter)
+        bounds = RecordBounds(raw, delimiter, window=_HEADER_WINDOW)
         top = len(UTF8_BOM) if bounds.read(0, len(UTF8_BOM)) == UTF8_BOM else 0
         first, end = bounds.record(top)
         return bounds.read(first, end - first)

@@ -50,8 +50,8 @@ def byte_aligned(encoding: str) -> bool:
 class RecordBounds:
     """Record boundaries in one open binary file whose fields are separated by ``delimiter``."""
 
-    def __init__(self, file: BinaryIO, delimiter: str):
-        self.file = file
+    def __init__(self, file: BinaryIO, delimiter: str, *, window: int = _WINDOW):
+        self.file, self.window = file, window  # bytes read at a time by ``record``
         self.delimiter = ord(delimiter)
         d = re.escape(delimiter.encode("ascii"))
         field = rb'(?:"[^"]*(?:""[^"]*)*"?)?[^' + d + rb"\r\n]*"
@@ -96,7 +96,7 @@ class RecordBounds:
         first = self._after_blank_lines(start)
         base, data, i, state = first, b"", 0, _FIELD_START
         while True:
-            more = self.read(base + len(data), _WINDOW)
+            more = self.read(base + len(data), self.window)
             data, base = data[i:] + more, base + i  # keeps at most one byte still undecided
             i, state, done = self._lex(data, state, final=not more)
             if done:
@@ -139,7 +139,7 @@ class RecordBounds:
 
     def _after_blank_lines(self, start: int) -> int:
         position = start
-        while data := self.read(position, _WINDOW):
+        while data := self.read(position, self.window):
             skipped = _BLANK.match(data).end()
             position += skipped
             if skipped < len(data):

@@ -29,6 +29,9 @@ __all__ = [
     "suggest",
 ]
 
+# libyaml's parser with PyYAML's safe constructor (a PyYAML built without libyaml: its own)
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def load_job(path: Path) -> JobBase:
     """Parse and check a job file of any entity; raise one JobFileError listing every problem."""
@@ -80,11 +83,17 @@ def check_columns(job: JobBase, used: dict[str, str], columns: list[str], *, sou
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise JobFileError(str(path), [Problem("(file)", f"cannot read: {exc.strerror}")]) from None
-    except yaml.YAMLError as exc:
-        raise JobFileError(str(path), [Problem("(file)", f"not valid YAML: {exc}")]) from None
+    try:
+        # libyaml's parser (~1 ms a job file; the Python one ~7 ms), the same safe constructor
+        raw = yaml.load(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        try:  # the Python parser's message quotes the line and points at the mistake
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise JobFileError(str(path), [Problem("(file)", f"not valid YAML: {exc}")]) from None
     if not isinstance(raw, dict):
         raise JobFileError(str(path), [Problem("(file)", "must be a YAML mapping of keys")])
     return raw

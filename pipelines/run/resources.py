@@ -1,5 +1,5 @@
 """What a command connects to: the run ledger's default place, the target (the in-process
-emulator for ``local``), and the one pooled HTTP client of a run."""
+emulator for ``local``), and the one pooled HTTP client of a run, made on its first request."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from pipelines.load.lazy_client import LazyClient
 from pipelines.targets import Target, fingerprint, resolve_target
 
 __all__ = ["LOCAL_KEY", "client_for", "default_ledger_url", "local_target", "open_target"]
@@ -55,8 +56,13 @@ def local_target(state_dir: Path) -> Iterator[Target]:
         yield Target("local", emulator.base_url, LOCAL_KEY, fingerprint(f"local:{db}", LOCAL_KEY))
 
 
-def client_for(target: Target, timeout_s: float, concurrency: int) -> httpx.Client:
-    """One pooled keep-alive client for the whole run (CONTRACT §1.2: key in x-api-key)."""
+def client_for(target: Target, timeout_s: float, concurrency: int) -> LazyClient:
+    """One pooled keep-alive client for the whole run (CONTRACT §1.2: key in x-api-key),
+    made when the first request goes out: a run with nothing to send makes none."""
+    return LazyClient(lambda: _client(target, timeout_s, concurrency))
+
+
+def _client(target: Target, timeout_s: float, concurrency: int) -> httpx.Client:
     return httpx.Client(
         base_url=target.base_url,
         # Loading the CA certificates costs ~45 ms; a plain-http target (loopback only, see
