@@ -100,6 +100,40 @@ def test_an_order_waiting_for_its_sku_lands_once_the_product_exists(emulator, ap
     assert order(api, "SO-100007") is not None
 
 
+def test_a_held_order_the_source_no_longer_returns_stays_held(emulator, api, tmp_path):
+    """After a run, the held orders it read again and sent leave the held list; one the
+    source no longer returns stays held, since the run cannot know its customer exists."""
+    erp = tmp_path / "erp.sqlite"
+    shutil.copy(ERP, erp)
+    url = f"sqlite:///{erp}"
+    from helpers import run_sync
+
+    from pipelines.ledger.held_records import held_records
+    from pipelines.run.resources import default_ledger_url
+
+    def held() -> dict[str, str]:
+        with Ledger.connect(default_ledger_url(tmp_path / "state"), create=False) as ledger:
+            return {h.external_id: h.value for h in held_records(ledger)}
+
+    assert run_sync(Path("mappings/products.yml"), emulator, tmp_path).created == 1994
+    assert run_entity(ORDERS_SQL, emulator, tmp_path, url=url).held > 4900  # no customers yet
+    before = held()
+    customer = "CUST-0042"
+    hers = sorted((k for k, v in before.items() if v == customer), key=int)
+    assert len(hers) > 3
+    with sqlite3.connect(erp) as db:  # the ERP drops one of her orders
+        db.execute("DELETE FROM orders WHERE order_id = ?", (int(hers[0]),))
+    body = {"customerNumber": customer, "companyName": "X", "companyEmail": "x@y.z",
+            "pricing": "Retail"}  # fmt: skip
+    assert api.put("/api/customers", json=body).is_success
+
+    again = run_entity(ORDERS_SQL, emulator, tmp_path, url=url)
+    after = held()
+    assert again.created == len(hers) - 1
+    assert hers[0] in after and not set(hers[1:]) & set(after)
+    assert set(after) == set(before) - set(hers[1:])  # the others still wait
+
+
 def test_a_status_change_in_the_source_reimports_as_an_update(emulator, api, tmp_path):
     prepare_target(emulator, tmp_path)
     source = tmp_path / "orders.csv"

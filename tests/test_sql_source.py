@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import re
 import sqlite3
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -224,6 +226,32 @@ def test_closing_early_releases_the_connection(engine):
     assert engine.pool.checkedout() == 0
     with pytest.raises(StopIteration):
         next(reader)
+
+
+@pytest.mark.services
+def test_postgresql_rows_stream_from_a_server_side_cursor(pg_url):
+    """psycopg fetches a whole result into the client unless the cursor is a named one: the
+    rows must come from a server-side cursor, one chunk's worth per FETCH, while the read is
+    paused between chunks (a 10,000,000-line history never sits in memory at once)."""
+    load_erp(pg_url)
+    app = f"h6-stream-{uuid.uuid4().hex[:8]}"  # finds this read's session among others'
+    engine = make_engine(f"{pg_url}&application_name={app}")
+    watcher = sa.create_engine(pg_url)
+    try:
+        with read_sql(engine, config("order_lines.sql", chunk_rows=700)) as reader:
+            firsts = [next(reader).table.num_rows for _ in range(3)]
+            with watcher.connect() as conn:
+                sessions = "SELECT state, query FROM pg_stat_activity WHERE application_name = :a"
+                (state, query), *others = conn.execute(sa.text(sessions), {"a": app}).all()
+        assert firsts == [700, 700, 700] and not others
+        # the session's last statement fetched from a named cursor, which stays open (in its
+        # transaction) while the client works on the chunk it has
+        assert re.fullmatch(r'FETCH FORWARD \d+ FROM "[^"]+"', query), query
+        assert int(query.split()[2]) <= 700
+        assert state == "idle in transaction"
+    finally:
+        watcher.dispose()
+        engine.dispose()
 
 
 # --- errors -----------------------------------------------------------------------------------

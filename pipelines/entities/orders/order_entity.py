@@ -30,7 +30,7 @@ from pipelines.entities.orders.references import (
 from pipelines.extract.chunks import Chunk, empty_table
 from pipelines.extract.feed import Feed
 from pipelines.jobs.specs import spec_column
-from pipelines.ledger.held_records import held_records, record_held
+from pipelines.ledger.held_records import HeldRecord, held_records, record_held
 from pipelines.load.api_reader import ApiReader
 from pipelines.quality.row_warnings import RowWarning
 from pipelines.transform.prepared import Prepared
@@ -47,13 +47,22 @@ class OrdersRun(EntityRun):
         super().__init__(job, ctx)
         number = spec_column(job.fields.get("orderNumber"))
         self.unique_columns = {"orderNumber": number} if number else {}
+        # Key hashes of the orders the ledger holds for this job (sorted; few: they wait for a
+        # reference), and those of them this run reads again: after the run, a held order
+        # that was read and not held again is released. Tracking only these keeps the end of
+        # a run from sorting every key it read (2,500,000 orders: ~180 MB for a moment).
+        self.held_keys = np.empty(0, np.int64)
+        self._held_read: list[np.ndarray] = []
         self.references = self._references() if job.references.check else None
 
     def open_feed(self) -> Feed:
         return open_orders(self.job, self.ctx.opener)
 
     def prepare(self, chunk: Chunk) -> Prepared:
-        return prepare_orders(chunk, self.job)
+        p = prepare_orders(chunk, self.job)
+        if len(self.held_keys) and len(p.keys):  # on worker threads: list.append is atomic
+            self._held_read.append(p.keys[np.isin(p.keys, self.held_keys)])
+        return p
 
     def warnings(self, prepared: Prepared) -> list[RowWarning]:
         if not prepared.table.num_columns or "items" not in prepared.table.column_names:
@@ -85,6 +94,7 @@ class OrdersRun(EntityRun):
         if self.references is None:
             return
         ctx = self.ctx
+        read = np.unique(np.concatenate([np.empty(0, np.int64), *self._held_read]))
         record_held(
             ctx.ledger,
             job=self.job.job,
@@ -92,7 +102,7 @@ class OrdersRun(EntityRun):
             run_id=run_id,
             waiting=self.references.waiting,
             given_up=self.references.gave_up,
-            read=admission.feed_keys(),
+            read=read,
         )
 
     def hold_back(self):
@@ -135,21 +145,22 @@ class OrdersRun(EntityRun):
         skus = KnownValues(product_keys, lambda: product_skus(ApiReader(client)))
         column = spec_column(job.fields.get("customer.customerNumber"))
         watermark = job.watermark.column if job.watermark else None
+        held = held_records(ledger, job=job.job, target_id=target.id)
+        self.held_keys = np.unique(np.array([h.key_hash for h in held], np.int64))
         return References(
             customers,
             skus,
             column or "customer.customerNumber",
             job.items.sku,
             watermark,
-            expired=self._expired(),
+            expired=self._expired(held),
             policy=job.hold.describe() if job.hold else "",
         )
 
-    def _expired(self) -> np.ndarray:
+    def _expired(self, held: list[HeldRecord]) -> np.ndarray:
         """Key hashes of the orders held past the job's hold policy, or given up before:
         read again (an overlap, ``--full``), they are not waited for again."""
         policy = self.job.hold
-        held = held_records(self.ctx.ledger, job=self.job.job, target_id=self.ctx.target.id)
         now = datetime.now(UTC)
         keys = [
             h.key_hash
