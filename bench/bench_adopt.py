@@ -2,9 +2,9 @@
 catalog, ``run --adopt``, where 1% of the source differs from what the org holds.
 
 Setup (not timed): a generated catalog of ``--products`` rows is loaded into an emulator with a
-database file, through a ledger that is then set aside (another tool loaded it); the listing
-index ``bench_reconcile`` explains is added; the database is kept as a pristine copy. Each
-repetition restores that copy, then runs, each in a child process with a new empty ledger:
+database file, through a ledger that is then set aside (another tool loaded it); the database
+is kept as a pristine copy. Each repetition restores that copy, then runs, each in a child
+process with a new empty ledger:
 ``run --adopt`` on the catalog with 1% of rows changed (``bench/catalog.py apply_delta``), then
 a plain ``run``. Printed: wall time, items the emulator received, requests, peak RSS, medians.
 
@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -56,10 +55,6 @@ def setup(products: int) -> tuple[Path, Path, int]:
         finally:
             emulator.terminate()
             emulator.wait()
-        with sqlite3.connect(state / "emulator.sqlite") as conn:
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS products_listing ON products (org, active, sku_lower)"
-            )
         shutil.copy(state / "emulator.sqlite", state / "pristine.sqlite")
     changed = apply_delta(catalog, changed_csv, fraction=0.01)
     job.write_text(JOB.format(path=changed_csv.resolve()))

@@ -3,8 +3,12 @@
 Starts `python -m pipelines.emulator` as a separate process, posts pre-serialized 500-item bodies
 from a few client threads, and prints records/s: the median of 3 rounds of fresh products, then
 the median of 3 rounds that update them again (a catalog resync), with the load average.
+With ``--listing N`` it instead loads N products and reads list pages of 100 (the reconcile's
+query: ``Active equals true``, default sort) at several depths: seconds per page for the first
+page at a depth and for the 19 pages that follow it, and a whole sequential read in pages/s.
 
     .venv/bin/python bench/bench_emulator.py [--records 100000] [--threads 4]
+    .venv/bin/python bench/bench_emulator.py --listing 300000 [--full-read]
 """
 
 from __future__ import annotations
@@ -101,11 +105,61 @@ def _post_all(base_url: str, bodies: list[bytes], threads: int) -> float:
     return elapsed
 
 
+def _page_seconds(client: httpx.Client, number: int, **params: object) -> float:
+    query = {"pageSize": 100, "pageNumber": number, "filters[0].field": "Active"}
+    query |= {"filters[0].operator": "equals", "filters[0].value": "true", **params}
+    started = time.perf_counter()
+    body = orjson.loads(client.get("/api/products", params=query).raise_for_status().content)
+    elapsed = time.perf_counter() - started
+    if number <= body["totalPages"] and len(body["data"]) == 0:
+        raise RuntimeError(f"page {number} is empty")
+    return elapsed
+
+
+def _listing(records: int, threads: int, full_read: bool) -> None:
+    """Seconds per list page at depth: the first page read there, then the next 19."""
+    port = _free_port()
+    proc = _start_server(port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _post_all(base, _bodies(0, records), threads)
+        pages = -(-records // 100)
+        headers = {"x-api-key": API_KEY}
+        with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
+            for sort in ({}, {"sortOn": "Price", "sortDirection": "desc"}):
+                for start in sorted({1, pages // 2, max(1, pages - 20)}):
+                    first = _page_seconds(client, start, **sort)
+                    rest = [_page_seconds(client, n, **sort) for n in range(start + 1, start + 20)]
+                    label = f"sort {sort.get('sortOn', 'default')}, page {start:,}"
+                    print(
+                        f"{label}: first {first * 1000:,.1f} ms, next 19 median "
+                        f"{statistics.median(rest) * 1000:,.1f} ms/page"
+                    )
+            if full_read:
+                started = time.perf_counter()
+                for number in range(1, pages + 1):
+                    _page_seconds(client, number)
+                elapsed = time.perf_counter() - started
+                print(
+                    f"all {pages:,} pages in order: {elapsed:.1f} s, {pages / elapsed:,.0f} pages/s"
+                )
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--listing", type=int, default=0, help="products to list (list mode)")
+    parser.add_argument("--full-read", action="store_true", help="list mode: read every page")
     args = parser.parse_args()
+    if args.listing:
+        print(f"listing {args.listing:,} products, pages of 100")
+        _listing(args.listing, args.threads, args.full_read)
+        print(f"load average (1, 5, 15 min): {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        return
     port = _free_port()
     rounds = [_bodies(r, args.records) for r in range(3)]
     proc = _start_server(port)

@@ -4,16 +4,19 @@ Setup (not timed): the emulator runs as its own process with a database file; a 
 catalog of ``--products`` rows is synced, then the sample customers, then ``--lines`` order
 lines (~4 an order) from a generated ERP SQLite database. Then ``nymble-sync reconcile`` runs
 for the products job and the orders job, each in a child process, ``--repeat`` times: wall
-time, records compared per second, requests, and peak RSS (the child's ``ru_maxrss``).
+time (and, of the reconcile's own time, reading the target vs reading and comparing the
+source), records compared per second, requests, and peak RSS (the child's ``ru_maxrss``).
 
-The emulator as shipped has no index for listing products: every page sorts the whole table
-(0.36 s a page at 100,000 products, so a million would take hours). ``--list-index`` (on by
-default) adds the index the emulator needs, to its database file, before reconciling:
-``CREATE INDEX products_listing ON products (org, active, sku_lower)``. Paging by offset stays
-quadratic in the emulator (each page skips the rows before it in the index).
+The emulator lists by index and seeks past the end of the page it served last (emulator/
+page_cursors.py): a page costs the same at any depth, so the target is read in linear time.
+
+``--source-rows N`` also reconciles the products job with only the first N rows of its
+catalog against the same target: with the 100,000-product run's figure, what memory a larger
+target costs when the source is the same size (the rest of the target is "gone").
 
     python bench/bench_reconcile.py                                   # 100,000 + 100,000 lines
     python bench/bench_reconcile.py --products 1000000 --lines 1000000 --repeat 1
+    python bench/bench_reconcile.py --products 1000000 --repeat 1 --source-rows 100000
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -42,11 +46,10 @@ OUT = Path("bench/out/reconcile")
 CUSTOMERS = Path("mappings/customers.yml")
 
 
-def setup(products: int, lines: int, list_index: bool) -> tuple[Path, dict[str, Path], str]:
+def setup(products: int, lines: int) -> tuple[Path, dict[str, Path], str]:
     """A migrated emulator database, the two jobs, and the ERP database URL (built once per
     size; reused while the files exist)."""
     state = OUT / f"state_{products}_{lines}"
-    db = state / "emulator.sqlite"
     jobs = {"products": OUT / f"products_{products}.yml", "orders": OUT / f"orders_{lines}.yml"}
     erp = OUT / f"erp_{products}_{lines}.sqlite"
     url = f"sqlite:///{erp.resolve()}"
@@ -69,11 +72,6 @@ def setup(products: int, lines: int, list_index: bool) -> tuple[Path, dict[str, 
             emulator.terminate()
             emulator.wait()
         (state / "migrated").touch()
-    if list_index:
-        with sqlite3.connect(db) as conn:
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS products_listing ON products (org, active, sku_lower)"
-            )
     return state, jobs, url
 
 
@@ -145,16 +143,31 @@ def reconcile(job: Path, target: str, state: Path, url: str) -> dict:
     return report
 
 
+def first_rows(products: int, rows: int) -> Path:
+    """The products job (same name: the ledger's ownership applies) on the first ``rows`` rows
+    of the catalog."""
+    catalog = OUT / f"catalog_{products}_first_{rows}.csv"
+    with (OUT / f"catalog_{products}.csv").open("rb") as whole, catalog.open("wb") as part:
+        part.writelines(islice(whole, rows + 1))  # the header, then `rows` rows (one a line)
+    job = OUT / f"products_{products}_first_{rows}.yml"
+    job.write_text(JOB.format(path=catalog.resolve()))
+    return job
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-list-index", dest="list_index", action="store_false")
+    parser.add_argument("--source-rows", type=int, default=0, help="also: the first N rows")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"reconcile: {args.products:,} products, {args.lines:,} order lines", flush=True)
-    state, jobs, url = setup(args.products, args.lines, args.list_index)
+    state, jobs, url = setup(args.products, args.lines)
+    if args.source_rows:
+        jobs[f"products, first {args.source_rows:,} rows"] = first_rows(
+            args.products, args.source_rows
+        )
     emulator, target = start_emulator(state)
     try:
         for name, job in jobs.items():
@@ -169,11 +182,13 @@ def report(name: str, runs: list[dict]) -> None:
     last = runs[-1]
     wall = statistics.median(r["wall_s"] for r in runs)
     target = statistics.median(r["target_read_s"] for r in runs)
+    rest = statistics.median(r["elapsed_s"] - r["target_read_s"] for r in runs)
     compared = last["compared"] + last["target_records"]
     print(
         f"  {name}: {last['compared']:,} source records against {last['target_records']:,} "
         f"target records, agrees={last['agrees']}, {last['requests']:,} requests\n"
-        f"    median of {len(runs)}: {wall:.1f} s wall ({target:.1f} s reading the target), "
+        f"    median of {len(runs)}: {wall:.1f} s wall: {target:.1f} s reading the target, "
+        f"{rest:.1f} s the source and the rest; "
         f"{compared / wall:,.0f} records compared/s (both sides), "
         f"peak RSS {max(r['peak_rss_mb'] for r in runs):,.0f} MB "
         f"(load {min(r['load'] for r in runs):.1f})",

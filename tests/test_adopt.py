@@ -19,6 +19,7 @@ from orders_helpers import ORDERS_CSV, prepare_target, run_entity
 from pipelines.cli import main
 from pipelines.errors import ConfigError
 from pipelines.ledger import Ledger
+from pipelines.ledger.ownership import keys_synced_by_job
 from pipelines.run.adopted import ADOPTED_MESSAGE
 from pipelines.run.shards import Shard
 
@@ -26,6 +27,7 @@ ROWS = 2_000
 HELD = 1_990  # the org holds the first 1,990: the last 10 are missing there
 CHANGED = np.arange(7, ROWS, 100)  # 20 rows (1%) whose price differs in the new source
 CSV_GOOD = 491  # the sample's good orders (tests/test_orders.py)
+SAMPLED = ("AD-00000", "AD-00007", "AD-01999")  # held as the source has it, changed, missing
 
 
 def catalog(path: Path, rows: int, changed: np.ndarray = CHANGED[:0]) -> Path:
@@ -84,8 +86,13 @@ def test_adopting_an_org_sends_exactly_what_differs_then_nothing(emulator, tmp_p
     assert any("1,970 agree, 20 differ, 10 are missing" in line for line in logged)
 
     with Ledger.connect(f"sqlite:///{tmp_path / 'state' / 'ledger.sqlite'}") as ledger:
-        keys, _hashes = ledger.acked_state(target_id=_target_id(ledger), entity="products")
+        target = _target_id(ledger)
+        keys, _hashes = ledger.acked_state(target_id=target, entity="products")
+        mine, _ids = keys_synced_by_job(ledger, job="products", target_id=target, entity="products")
+        statuses = {sku: ledger.record_state(sku)[0].status for sku in SAMPLED}
     assert len(keys) == ROWS  # adopted, updated and created: all acknowledged now
+    assert len(mine) == ROWS  # and all this job's (mirror mode, `ids`)
+    assert statuses == {"AD-00000": "adopted", "AD-00007": "updated", "AD-01999": "created"}
 
     before = sent(emulator)
     again = run_sync(job, emulator, tmp_path)  # a plain run with the new ledger
@@ -104,9 +111,11 @@ def test_why_and_runs_show_tell_an_adopted_record_from_a_sent_one(emulator, tmp_
 
     why = runner.invoke(main, ["why", "AD-00000", "--ledger", ledger, "--json"])
     assert why.exit_code == 0, why.output
-    assert ADOPTED_MESSAGE in why.output
+    [event] = json.loads(why.output)["events"]
+    assert (event["status"], event["message"]) == ("adopted", ADOPTED_MESSAGE)
     changed = runner.invoke(main, ["why", "AD-00007", "--ledger", ledger, "--json"])
-    assert ADOPTED_MESSAGE not in changed.output and "updated" in changed.output
+    [event] = json.loads(changed.output)["events"]
+    assert event["status"] == "updated" and event["message"] != ADOPTED_MESSAGE
     table = runner.invoke(main, ["why", "AD-00000", "--ledger", ledger])
     assert "adopted" in table.output and "last sent" not in table.output
 

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ENTITY_TABLES", "Database", "fetch_in", "next_number"]
+from .page_cursors import PageCursors
+
+__all__ = ["ENTITY_TABLES", "Database", "EmulatorConnection", "fetch_in", "next_number"]
 
 # entity name in stats -> table
 ENTITY_TABLES = {
@@ -23,23 +25,31 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS products (
     rid INTEGER PRIMARY KEY, org TEXT NOT NULL, product_id TEXT NOT NULL, external_id TEXT,
     sku_lower TEXT NOT NULL, price REAL, active INTEGER NOT NULL, doc TEXT NOT NULL);
--- No secondary indexes: ProductStore matches in memory, and index upkeep was about a third of
--- the cost of a bulk write. Files from earlier versions lose theirs here.
+-- ProductStore matches in memory, so no match indexes (their upkeep was about a third of the
+-- cost of a bulk write; files from earlier versions lose them here). One index serves the list
+-- in its default order (§6.9: by Active, then SKU), so a page seeks (listing.py).
 DROP INDEX IF EXISTS products_by_external_id;
 DROP INDEX IF EXISTS products_by_sku;
+CREATE INDEX IF NOT EXISTS products_listing ON products (org, active, sku_lower);
 CREATE TABLE IF NOT EXISTS customers (
     org TEXT NOT NULL, number_lower TEXT NOT NULL, doc TEXT NOT NULL,
     PRIMARY KEY (org, number_lower)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS customers_listing
+    ON customers (org, json_extract(doc, '$.companyName') COLLATE NOCASE, number_lower);
 CREATE TABLE IF NOT EXISTS orders (
     rid INTEGER PRIMARY KEY, org TEXT NOT NULL, id TEXT NOT NULL, external_id TEXT,
     number_lower TEXT NOT NULL, doc TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS orders_id ON orders (org, id);
 CREATE INDEX IF NOT EXISTS orders_external_id ON orders (org, external_id);
-CREATE INDEX IF NOT EXISTS orders_number ON orders (org, number_lower);
+-- Matching by number and the list's default order (number, then id) in one index.
+DROP INDEX IF EXISTS orders_number;
+CREATE INDEX IF NOT EXISTS orders_listing ON orders (org, number_lower, id);
 CREATE TABLE IF NOT EXISTS invoices (
     org TEXT NOT NULL, id TEXT NOT NULL, order_id TEXT, doc TEXT NOT NULL,
     PRIMARY KEY (org, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS invoices_order ON invoices (org, order_id);
+CREATE INDEX IF NOT EXISTS invoices_listing
+    ON invoices (org, json_extract(doc, '$.invoiceNumber') COLLATE NOCASE, id);
 CREATE TABLE IF NOT EXISTS categories (
     org TEXT NOT NULL, name_lower TEXT NOT NULL, name TEXT NOT NULL,
     PRIMARY KEY (org, name_lower)) WITHOUT ROWID;
@@ -47,6 +57,13 @@ CREATE TABLE IF NOT EXISTS sequences (
     org TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
     PRIMARY KEY (org, name)) WITHOUT ROWID;
 """
+
+
+class EmulatorConnection(sqlite3.Connection):
+    """The connection, carrying where the list pages it served ended (page_cursors.py);
+    None pages every list by OFFSET alone."""
+
+    page_cursors: PageCursors | None = None
 
 
 def _fold(value: Any) -> str | None:
@@ -59,10 +76,15 @@ def _fold(value: Any) -> str | None:
 class Database:
     """One SQLite connection shared by all request threads, serialized by a lock."""
 
-    def __init__(self, path: str | None = None) -> None:
+    def __init__(self, path: str | None = None, *, remember_pages: bool = True) -> None:
+        """``remember_pages=False``: every list page by OFFSET (tests compare the two)."""
         self._conn = sqlite3.connect(
-            path or ":memory:", check_same_thread=False, isolation_level=None
+            path or ":memory:",
+            check_same_thread=False,
+            isolation_level=None,
+            factory=EmulatorConnection,
         )
+        self._conn.page_cursors = PageCursors() if remember_pages else None
         self._lock = threading.RLock()
         if path:
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -104,6 +126,11 @@ class Database:
                 for org, n in conn.execute(sql):
                     counts.setdefault(org, dict.fromkeys(ENTITY_TABLES, 0))[entity] = n
         return counts
+
+    def page_counts(self) -> dict[str, int]:
+        """List pages served by seeking past where an earlier page ended, and by OFFSET."""
+        cursors = self._conn.page_cursors
+        return cursors.counts() if cursors is not None else {"seek": 0, "offset": 0}
 
     def close(self) -> None:
         with self._lock:

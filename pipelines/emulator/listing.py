@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 
 from .casing import canonical_name
+from .page_cursors import PageCursors, data_version
+from .page_query import Page
 from .problems import ProblemError
 
 __all__ = ["Filter", "ListQuery", "TableView", "parse_list_query", "run_list"]
@@ -131,7 +133,11 @@ def _expr(view: TableView, path: str) -> tuple[str, tuple[Any, ...]]:
     column = view.columns.get(path)
     if column is not None:
         return column, ()
-    return "json_extract(doc, ?)", ("$." + path,)
+    # The path inline, not a parameter: an index on the expression (db.py) then matches it.
+    # Safe: field paths are identifiers joined by dots (_FIELD_RE).
+    if not _FIELD_RE.match(path):
+        raise _bad("Field", f"'{path}' is not a valid field name.")
+    return f"json_extract(doc, '$.{path}')", ()
 
 
 def _like(value: str, before: str, after: str) -> str:
@@ -166,6 +172,23 @@ def _filter_sql(view: TableView, flt: Filter) -> tuple[str, tuple[Any, ...]]:
     return sql, (*p, _like(value, before, after))
 
 
+def _condition(
+    view: TableView, org: str, q: ListQuery, where: tuple[tuple[str, tuple[Any, ...]], ...]
+) -> tuple[str, tuple[Any, ...]]:
+    clauses, params = ["org = ?"], [org]
+    for sql, p in (*where, *(_filter_sql(view, f) for f in q.filters)):
+        clauses.append(sql)
+        params.extend(p)
+    return " AND ".join(clauses), tuple(params)
+
+
+def _sort(view: TableView, q: ListQuery) -> str:
+    sort_expr, _ = _expr(view, q.sort_on or view.default_sort)
+    if not sort_expr.isidentifier():  # own columns hold folded keys; documents need NOCASE
+        sort_expr += " COLLATE NOCASE"
+    return sort_expr
+
+
 def run_list(
     conn: sqlite3.Connection,
     view: TableView,
@@ -174,23 +197,22 @@ def run_list(
     where: tuple[tuple[str, tuple[Any, ...]], ...] = (),
 ) -> dict[str, Any]:
     """The §5.4 envelope; `data` holds the stored documents (not yet rendered)."""
-    clauses, params = ["org = ?"], [org]
-    for sql, p in (*where, *(_filter_sql(view, f) for f in q.filters)):
-        clauses.append(sql)
-        params.extend(p)
-    condition = " AND ".join(clauses)
-    total = conn.execute(f"SELECT count(*) FROM {view.table} WHERE {condition}", params)
-    total_records = int(total.fetchone()[0])
-    sort_expr, sort_params = _expr(view, q.sort_on or view.default_sort)
-    if not sort_expr.isidentifier():  # own columns hold folded keys; documents need NOCASE
-        sort_expr += " COLLATE NOCASE"
-    direction = "DESC" if q.descending else "ASC"
-    sql = (
-        f"SELECT doc FROM {view.table} WHERE {condition} ORDER BY {sort_expr} "
-        f"{direction}, {view.key_column} {direction} LIMIT ? OFFSET ?"
-    )
-    offset = (q.page_number - 1) * q.page_size
-    rows = conn.execute(sql, (*params, *sort_params, q.page_size, offset)).fetchall()
+    condition, params = _condition(view, org, q, where)
+    sort = _sort(view, q)
+    cursors: PageCursors | None = getattr(conn, "page_cursors", None)
+    known = None
+    if cursors is not None:
+        shape = (view.table, condition, params, sort, q.descending)
+        known = cursors.query(shape, data_version(conn))
+    if known is None or known.count is None:
+        total = conn.execute(f"SELECT count(*) FROM {view.table} WHERE {condition}", params)
+        total_records = int(total.fetchone()[0])
+        if known is not None:
+            known.count = total_records
+    else:
+        total_records = known.count
+    page = Page(view.table, view.key_column, condition, params, sort, q.descending)
+    rows = page.rows(conn, (q.page_number - 1) * q.page_size, q.page_size, known)
     return {
         "data": [view.decode(row[0]) for row in rows],
         "totalRecords": total_records,

@@ -26,13 +26,16 @@ RunStatus = Literal[
     "running", "succeeded", "partial", "failed", "crashed", "gated", "refused", "interrupted"
 ]
 BatchStatus = Literal["pending", "acked", "failed", "abandoned"]
-RecordStatus = Literal["created", "updated", "failed"]
+# The ledger stores a record's status as its position here (ledger/records.py): append only.
+# "adopted": `run --adopt` found the org already holding the record as the source has it, so
+# it was acknowledged without being sent.
+RecordStatus = Literal["created", "updated", "failed", "adopted"]
 
 RUN_STATUSES: tuple[str, ...] = get_args(RunStatus)
 BATCH_STATUSES: tuple[str, ...] = get_args(BatchStatus)
 RECORD_STATUSES: tuple[str, ...] = get_args(RecordStatus)
 # Records the API holds in their recorded content; everything else is sent again.
-ACKED_STATUSES: tuple[str, ...] = ("created", "updated")
+ACKED_STATUSES: tuple[str, ...] = ("created", "updated", "adopted")
 
 
 def check_status(value: str, allowed: tuple[str, ...], what: str) -> None:

@@ -129,7 +129,8 @@ _BLOB = _Blob()
 
 # One row per acknowledged batch: its record outcomes as columns, never one row per record.
 # ``keys`` and ``hashes`` are int64 arrays (``ndarray.tobytes()``, native byte order),
-# ``statuses`` int8 codes (the index in RECORD_STATUSES: 0 created, 1 updated, 2 failed),
+# ``statuses`` int8 codes (the index in RECORD_STATUSES: 0 created, 1 updated, 2 failed,
+# 3 adopted; codes are only ever added, so older ledgers need no upgrade),
 # ``detail`` an LZ4-compressed Arrow IPC stream of (external_id, message) per record.
 # ``tier`` orders rows before ``seq``: compaction's snapshot rows (tier 0) are inserted
 # after the rows they replace, yet must read as older than every batch row (tier 1).

@@ -1,6 +1,10 @@
 """What the org actually holds, read through the list and get endpoints (CONTRACT §2.1, §5.4,
 §5.5). HTTP goes through the injected client only; :class:`ApiReader` is the one place the
 errors of reads are translated.
+
+Bodies are parsed with exact numbers (``decimal_json``: a ``Decimal`` where a float cannot
+hold the value) on every route but products, whose prices the job's mapper types as floats
+(``products.product_mapping``): there an exact decimal would differ from what the job sends.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import orjson
 
 from pipelines.contract import API_PATHS, RetryDefaults
 from pipelines.errors import RetryableResponse, TransportError
+from pipelines.load.decimal_json import loads_exact
 from pipelines.load.http import request
 
 __all__ = ["PAGE_SIZE", "ApiReader", "field_of", "list_params"]
@@ -28,9 +33,16 @@ class ApiReader:
 
     sleep = staticmethod(time.sleep)  # tests replace it
 
-    def __init__(self, client: httpx.Client, path: str = API_PATHS["products"]):
-        self.client, self.path = client, path  # the list route: products, or customers
+    def __init__(
+        self, client: httpx.Client, path: str = API_PATHS["products"], *, exact: bool | None = None
+    ):
+        """``path``: the list route (products, orders, customers); ``exact``: numbers beyond a
+        float's precision as ``Decimal`` (default: on every route but products)."""
+        self.client, self.path = client, path
         self.requests = 0
+        if exact is None:
+            exact = path != API_PATHS["products"]
+        self.parse = loads_exact if exact else orjson.loads
 
     def pages(self, *filters: tuple[str, str, str]) -> Iterator[list[dict]]:
         """Every product matching ``filters`` (field, operator, value), active and inactive
@@ -46,7 +58,7 @@ class ApiReader:
     def product(self, sku: str) -> dict | None:
         """``GET /api/products/{sku}`` (§6.22: the SKU URL-encoded); None when absent."""
         response = self.get(API_PATHS["products"] + "/" + quote(sku, safe=""))
-        return None if response is None else orjson.loads(response.content)
+        return None if response is None else orjson.loads(response.content)  # float prices
 
     def by_external_id(self, external_id: str) -> dict | None:
         """The product holding ``external_id`` (matched exactly, active or not), or None."""
@@ -63,7 +75,7 @@ class ApiReader:
     def one(self, key: str) -> dict | None:
         """``GET {route}/{key}`` (the key URL-encoded, §6.22); None when absent."""
         response = self.get(f"{self.path}/{quote(key, safe='')}")
-        return None if response is None else orjson.loads(response.content)
+        return None if response is None else self.parse(response.content)
 
     def _pages(self, filters: list[tuple[str, str, str]]) -> Iterator[list[dict]]:
         number = 1
@@ -81,7 +93,7 @@ class ApiReader:
     def _list(self, filters: list[tuple[str, str, str]], number: int) -> dict:
         params = list_params(filters, number)
         response = self.get(self.path, params)
-        body = orjson.loads(response.content) if response is not None else None
+        body = self.parse(response.content) if response is not None else None
         return body if isinstance(body, dict) else {}
 
     def get(self, path: str, params: dict | None = None) -> httpx.Response | None:

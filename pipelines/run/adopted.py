@@ -1,7 +1,8 @@
 """`run --adopt`: records the org already holds as the source has them are written to the
-ledger as acknowledged, without being sent. The next plain run, the memo and mirror mode's
-ownership then treat them exactly as records this job sent: a first run against an org
-loaded by another tool (or through another API key) sends only what really differs.
+ledger as acknowledged, with status ``adopted``, without being sent. The next plain run, the
+memo and mirror mode's ownership then treat them exactly as records this job sent (every
+status but ``failed`` is acknowledged): a first run against an org loaded by another tool (or
+through another API key) sends only what really differs.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class AdoptedRecords:
             external_ids=external_ids,
             key_hashes=keys,
             content_hashes=hashes,
-            statuses=["updated"] * len(external_ids),
+            statuses=["adopted"] * len(external_ids),
             messages=[ADOPTED_MESSAGE] * len(external_ids),
         )
         self.count += len(external_ids)
