@@ -43,7 +43,7 @@ class TargetIndex:
         # Closed (and so deleted) by close(): the index is itself a context manager.
         self._spill = tempfile.TemporaryFile(dir=spill_dir, prefix="nymble-reconcile-")  # noqa: SIM115
         self._written = 0
-        self._parts: dict[str, list[np.ndarray]] = {}
+        self._parts: dict[str, _Growing] = {}
         self.duplicates = 0  # records read twice (the list changed while it was paged)
         self.keys = np.empty(0, np.int64)
 
@@ -67,7 +67,7 @@ class TargetIndex:
         }
         columns |= self.facts_of(keyed) if self.facts_of else {}
         for name, values in columns.items():
-            self._parts.setdefault(name, []).append(values)
+            self._parts.setdefault(name, _Growing(values.dtype)).extend(values)
         return unkeyed
 
     def _write(self, bodies: list[bytes], extras: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,17 +79,23 @@ class TargetIndex:
         return offsets.astype(np.int64), lengths
 
     def finish(self) -> None:
-        """Sort by key once every page is in; a key read twice is kept once."""
-        columns = {name: np.concatenate(parts) for name, parts in self._parts.items()}
-        self._parts = {}
-        keys = columns.pop("keys", np.empty(0, np.int64))
+        """Sort by key once every page is in; a key read twice is kept once. One column at a
+        time, each released as it is sorted: memory peaks at the index and one column more,
+        not twice the index."""
+        parts, self._parts = self._parts, {}
+        held = parts.pop("keys", None)
+        keys = held.values() if held is not None else np.empty(0, np.int64)
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
+        del held
         first = np.ones(len(keys), dtype=bool)
         first[1:] = keys[1:] != keys[:-1]
         self.duplicates = int((~first).sum())
-        self.keys = keys[first]
-        self.columns = {name: values[order][first] for name, values in columns.items()}
+        self.keys = keys[first] if self.duplicates else keys
+        self.columns = {}
+        for name in list(parts):
+            values = parts.pop(name).values()[order]
+            self.columns[name] = values[first] if self.duplicates else values
         self.seen = np.zeros(len(self.keys), dtype=bool)
 
     def __len__(self) -> int:
@@ -131,3 +137,23 @@ class TargetIndex:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Growing:
+    """One column's values as pages add them: an array grown by a quarter when full, so the
+    index costs its own size (not a list of small arrays, then their concatenation too)."""
+
+    def __init__(self, dtype: np.dtype):
+        self._data, self._size = np.empty(1 << 14, dtype), 0
+
+    def extend(self, values: np.ndarray) -> None:
+        end = self._size + len(values)
+        if end > len(self._data):
+            grown = np.empty(max(end, len(self._data) * 5 // 4), self._data.dtype)
+            grown[: self._size] = self._data[: self._size]
+            self._data = grown
+        self._data[self._size : end] = values
+        self._size = end
+
+    def values(self) -> np.ndarray:
+        return self._data[: self._size]
