@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any
 
 from pipelines.errors import SourceError
-from pipelines.extract.excel import sheet_columns
 from pipelines.extract.files import csv_columns
 from pipelines.jobs.specs import CsvSource, XlsxSource
 from pipelines.transform.rejects import Reject
@@ -45,6 +44,9 @@ class RowKeys:
         if isinstance(source, XlsxSource):
 
             def sheet_header() -> list[str]:
+                # the Excel reader (python-calamine), only for a workbook's unparsed rows
+                from pipelines.extract.excel import sheet_columns
+
                 path = opener.path(source, main=main)
                 return sheet_columns(path, sheet=source.sheet, header_row=source.header_row)
 

@@ -5,6 +5,7 @@ holds seen as the job would send it."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
@@ -13,7 +14,6 @@ import pyarrow as pa
 from pipelines.admit.acked_state import AckedState
 from pipelines.admit.memo import MemoFile, RowFingerprints, code_digest, file_digest
 from pipelines.entities import EntityPlugin, EntityRun, SampleDiff
-from pipelines.entities.products.mirror import Deactivations, Vanished, deactivations, find_vanished
 from pipelines.entities.products.price_list import PriceListIndex
 from pipelines.entities.products.product_checks import product_warnings
 from pipelines.entities.products.product_job import ProductsJob, parse_products_job
@@ -24,11 +24,15 @@ from pipelines.extract.chunks import Chunk, coalesce, empty_table
 from pipelines.extract.feed import Feed, SourceOpener
 from pipelines.extract.row_keys import RowKeys
 from pipelines.jobs.specs import SqlSource, spec_column
-from pipelines.load.api_reader import ApiReader
 from pipelines.quality.row_warnings import RowWarning
 from pipelines.transform.prepared import Prepared
-from pipelines.transform.projection import Projection, read_state
 from pipelines.transform.rejects import Reject
+
+# Mirror mode and `plan` load their code when they need it: a plain run does not (issue 18).
+if TYPE_CHECKING:
+    from pipelines.entities.products.mirror import Deactivations, Vanished
+    from pipelines.load.api_reader import ApiReader
+    from pipelines.transform.projection import Projection
 
 __all__ = ["PLUGIN", "ProductsRun", "load_price_list"]
 
@@ -105,6 +109,8 @@ class ProductsRun(EntityRun):
         return memo
 
     def api_state(self, reader: ApiReader) -> AckedState:
+        from pipelines.transform.projection import read_state
+
         return read_state(reader.pages(), self.projection())
 
     def sample(self, reader: ApiReader, external_id: str, body: bytes) -> SampleDiff:
@@ -125,6 +131,8 @@ class ProductsRun(EntityRun):
 
     def projection(self) -> Projection:
         """Products as this job maps them: the schema of an empty chunk, mapped."""
+        from pipelines.transform.projection import Projection
+
         used = set(self.job.source_columns_used().values())
         empty = empty_table(used)
         mapped, _ = map_products(Chunk(empty, np.empty(0, np.int64), ""), self.job, self.index)
@@ -135,6 +143,8 @@ class ProductsRun(EntityRun):
 
     def vanished(self, keys) -> Vanished:
         """Products this job synced that the feed (``keys``, sorted) no longer holds."""
+        from pipelines.entities.products.mirror import find_vanished
+
         ctx = self.ctx
         acked = AckedState(*ctx.ledger.acked_state(target_id=ctx.target.id, entity="products"))
         return find_vanished(
@@ -142,6 +152,9 @@ class ProductsRun(EntityRun):
         )
 
     def deactivations(self, vanished: Vanished) -> Deactivations:
+        from pipelines.entities.products.mirror import deactivations
+        from pipelines.load.api_reader import ApiReader
+
         return deactivations(ApiReader(self.ctx.client), vanished)
 
     def _load_price_list(self) -> None:
