@@ -235,10 +235,24 @@ def main() -> None:
     "recorded in the ledger as acknowledged (counted unchanged), only the others are sent.",
 )
 @click.option(
+    "--finalize",
+    is_flag=True,
+    help="The final step of a sharded run (with --run-group): check that every shard "
+    "finished, then deactivate what none of them read (mirror mode); reads no feed.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as one JSON object, on every exit."
 )
 @_handle_errors
-def run(job_file: Path, as_json: bool, log_format: str, notify_urls, metrics_file, **options):
+def run(
+    job_file: Path,
+    as_json: bool,
+    log_format: str,
+    notify_urls,
+    metrics_file,
+    finalize: bool,
+    **options,
+):
     """Sync one job: extract, map, check, send what changed, record it in the ledger."""
     from pipelines.ops.memory import before_exit, loading_code
 
@@ -257,7 +271,7 @@ def run(job_file: Path, as_json: bool, log_format: str, notify_urls, metrics_fil
     )
     try:
         with stop_on_signals(stop):
-            outcome = run_to_outcome(settings)
+            outcome = run_to_outcome(settings, finalize=finalize)
     finally:
         reporter.close()
     _report_run(outcome, settings, as_json, reporter.log)
@@ -698,6 +712,8 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
     click.echo(f"run {s.run_id} of {s.job} → {s.target}: {s.status}")
     if s.shard:
         click.echo(f"  shard {s.shard} of run group {s.run_group}: rows of other shards not read")
+    elif s.run_group:
+        click.echo(f"  finalize of run group {s.run_group}: no feed read, only deactivations sent")
     click.echo(f"  rows read   {s.rows_read:>10,}")
     for label, value in [
         ("rejected", s.rejected),

@@ -162,7 +162,23 @@ def build_engine(url: str, *, create: bool = True) -> sa.Engine:
     with translate_errors(display_url(parsed), parsed.password):
         if backend == "sqlite":
             return _sqlite_engine(parsed, create)
-        return _create_engine(parsed, pool_pre_ping=True)
+        engine = _create_engine(parsed, pool_pre_ping=True)
+        if backend == "postgresql":
+            sa.event.listen(engine, "connect", _postgresql_session)
+        return engine
+
+
+def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+    # As SQLite's synchronous=NORMAL: a commit outlives nymble-sync's crash; the server's own
+    # crash may lose its last moments of ledger writes, which only makes the next run resend
+    # those records (idempotent by externalId), never skip one. A batch costs three commits:
+    # with an fsync each, one worker managed ~25 requests/s on a busy disk, ~65 without.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET synchronous_commit = off")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def _create_engine(url: sa.URL, **options: Any) -> sa.Engine:

@@ -1,7 +1,8 @@
 """Run groups: the shard runs of one logical, sharded run (``--run-group``).
 
 A row per shard run: which group it belongs to, its job (without the shard suffix) and its
-shard. ``runs`` uses it to show a sharded run as one logical run with its shards.
+shard; and a row per finalize step of the group (``run --finalize``, shard index
+``FINALIZE``). ``runs`` uses them to show a sharded run as one logical run with its shards.
 """
 
 from __future__ import annotations
@@ -12,14 +13,28 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from pipelines.ledger.models import RunInfo
+from pipelines.ledger.schema import runs
 from pipelines.ledger.side_tables import ensure_table
 
 if TYPE_CHECKING:
     from pipelines.ledger.ledger import Ledger
 
-__all__ = ["ShardRun", "base_job", "group_runs", "record_shard_run", "shard_runs"]
+__all__ = [
+    "FINALIZE",
+    "FINALIZE_LABEL",
+    "ShardRun",
+    "base_job",
+    "group_run_infos",
+    "group_runs",
+    "later_runs",
+    "record_shard_run",
+    "shard_runs",
+]
 
 _SUFFIX = re.compile(r"#\d+of\d+$")
+FINALIZE = -1  # the shard index a group's finalize step is recorded with
+FINALIZE_LABEL = "finalize"  # and how it is shown in place of K/N
 
 
 def base_job(name: str) -> str:
@@ -48,8 +63,13 @@ class ShardRun:
     shard_count: int
 
     @property
+    def is_finalize(self) -> bool:
+        return self.shard_index == FINALIZE
+
+    @property
     def shard(self) -> str:
-        return f"{self.shard_index}/{self.shard_count}"
+        """``K/N``, or ``finalize`` for the group's finalize step."""
+        return FINALIZE_LABEL if self.is_finalize else f"{self.shard_index}/{self.shard_count}"
 
 
 def record_shard_run(ledger: Ledger, run: ShardRun) -> None:
@@ -76,6 +96,35 @@ def group_runs(ledger: Ledger, run_group: str) -> list[ShardRun]:
     query = sa.select(t).where(t.c.run_group == run_group).order_by(t.c.shard_index, t.c.run_id)
     with ledger._begin() as conn:  # noqa: SLF001
         return [ShardRun(**r._mapping) for r in conn.execute(query)]
+
+
+def group_run_infos(ledger: Ledger, run_group: str, job: str) -> list[tuple[ShardRun, RunInfo]]:
+    """The shard runs of ``job`` recorded in ``run_group`` (finalize steps left out), each
+    with its run as the ledger knows it, by shard then run."""
+    shards = [r for r in group_runs(ledger, run_group) if r.job == job and not r.is_finalize]
+    if not shards:
+        return []
+    query = sa.select(runs).where(runs.c.run_id.in_([r.run_id for r in shards]))
+    with ledger._begin() as conn:  # noqa: SLF001
+        infos = {row.run_id: RunInfo.from_row(row) for row in conn.execute(query)}
+    return [(r, infos[r.run_id]) for r in shards if r.run_id in infos]
+
+
+def later_runs(ledger: Ledger, job: str, target_id: str, after: int) -> list[RunInfo]:
+    """The runs of ``job`` and of its shard jobs (``job#KofN``) at ``target_id`` recorded
+    after run ``after``, oldest first."""
+    # LIKE's wildcards in a job name match themselves ("/" escapes: MySQL treats "\\" twice)
+    pattern = job.replace("/", "//").replace("%", "/%").replace("_", "/_") + "#%"
+    r = runs.c
+    query = (
+        sa.select(runs)
+        .where(r.run_id > after, r.target_id == target_id)
+        .where(sa.or_(r.job == job, r.job.like(pattern, escape="/")))
+        .order_by(r.run_id)
+    )
+    with ledger._begin() as conn:  # noqa: SLF001
+        found = [RunInfo.from_row(row) for row in conn.execute(query)]
+    return [run for run in found if base_job(run.job) == job]
 
 
 def _present(ledger: Ledger) -> bool:

@@ -17,7 +17,7 @@ from pipelines.errors import ConfigError
 from pipelines.ledger import BatchInfo, Ledger, RecordEvent, RunInfo
 from pipelines.ledger.held_records import HeldRecord, held_records
 from pipelines.ledger.records import ADOPTED_BATCH
-from pipelines.ledger.run_groups import ShardRun, shard_runs
+from pipelines.ledger.run_groups import FINALIZE_LABEL, ShardRun, shard_runs
 from pipelines.run.shards import base_job
 
 __all__ = [
@@ -85,7 +85,7 @@ class RunLine:
     duration_s: float | None
     counts: dict[str, int]
     run_group: str | None = None  # a shard's run: the logical run it belongs to
-    shard: str | None = None  # "K/N"
+    shard: str | None = None  # "K/N", or "finalize" for the group's finalize step
 
     @classmethod
     def of(cls, run: RunInfo, shard: ShardRun | None = None) -> RunLine:
@@ -137,7 +137,8 @@ def list_runs(ledger: Ledger, *, job: str | None = None, limit: int = 20) -> lis
 
 @dataclass(frozen=True)
 class GroupLine:
-    """A sharded run as one logical run: its shards' newest runs, their counts summed."""
+    """A sharded run as one logical run: its shards' newest runs, their counts summed, and
+    its finalize step (``run --finalize``), if one ran."""
 
     run_group: str
     job: str
@@ -145,24 +146,36 @@ class GroupLine:
     finished: list[str]  # "K/N" of the shards whose newest run succeeded (or partial)
     status: str  # succeeded when every shard did; running/failed ... otherwise
     counts: dict[str, int]
+    finalize: str | None = None  # the newest finalize step: "succeeded (run 12)"
 
     def cells(self) -> tuple[str, ...]:
         counts = tuple(f"{self.counts[name]:,}" for name in COUNTS)
         done = f"{len(self.finished)}/{self.shards}"
-        return (self.run_group, self.job, done, *counts, self.status)
+        return (self.run_group, self.job, done, *counts, self.status, self.finalize or "")
 
 
 def run_groups_of(lines: list[RunLine]) -> list[GroupLine]:
-    """The logical runs among ``lines`` (shard runs listed), newest first. A shard rerun
-    after a failure replaces its shard's earlier run."""
-    groups: dict[str, dict[str, RunLine]] = {}
+    """The logical runs among ``lines`` (shard runs listed), newest first: one per group and
+    job, as one orchestrator run may shard several jobs. A shard rerun after a failure
+    replaces its shard's earlier run."""
+    groups: dict[tuple[str, str], dict[str, RunLine]] = {}
+    finals: dict[tuple[str, str], RunLine] = {}
     for line in sorted(lines, key=lambda line: line.run_id):
-        if line.run_group is not None and line.shard is not None:
-            groups.setdefault(line.run_group, {})[line.shard] = line
-    return [_group_line(name, shards) for name, shards in reversed(groups.items())]
+        if line.run_group is None or line.shard is None:
+            continue
+        key = (line.run_group, base_job(line.job))
+        if line.shard == FINALIZE_LABEL:
+            finals[key] = line
+        else:
+            groups.setdefault(key, {})[line.shard] = line
+    return [
+        _group_line(name, shards, finals.get(name)) for name, shards in reversed(groups.items())
+    ]
 
 
-def _group_line(name: str, shards: dict[str, RunLine]) -> GroupLine:
+def _group_line(
+    name: tuple[str, str], shards: dict[str, RunLine], final: RunLine | None
+) -> GroupLine:
     newest = list(shards.values())
     count = int(next(iter(shards)).split("/")[1])
     done = sorted(k for k, line in shards.items() if line.status in ("succeeded", "partial"))
@@ -174,10 +187,11 @@ def _group_line(name: str, shards: dict[str, RunLine]) -> GroupLine:
     else:
         status = "incomplete"  # a shard failed or never ran: rerun that shard
     counts = {c: sum(line.counts[c] for line in newest) for c in COUNTS}
-    return GroupLine(name, base_job(newest[0].job), count, done, status, counts)
+    finalize = None if final is None else f"{final.status} (run {final.run_id})"
+    return GroupLine(name[0], name[1], count, done, status, counts, finalize)
 
 
-_GROUP_HEADERS = ("run group", "job", "shards done", *COUNTS, "status")
+_GROUP_HEADERS = ("run group", "job", "shards done", *COUNTS, "status", "finalize")
 
 
 def groups_table(groups: list[GroupLine]) -> TextTable:

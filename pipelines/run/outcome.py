@@ -43,11 +43,12 @@ class Outcome:
         return base
 
 
-def run_to_outcome(settings: SyncSettings) -> Outcome:
-    """Run the job; every way it can end is an Outcome, never an exception."""
+def run_to_outcome(settings: SyncSettings, *, finalize: bool = False) -> Outcome:
+    """Run the job (with ``finalize``, the final step of its sharded run group instead);
+    every way it can end is an Outcome, never an exception."""
     job = settings.job_path.stem
     try:
-        summary = sync(settings)
+        summary = _finalize(settings) if finalize else sync(settings)
     except NymbleSyncError as exc:
         summary = getattr(exc, "summary", None)
         return Outcome(job, exc.status, exc.exit_code, summary, str(exc))
@@ -63,6 +64,12 @@ def run_to_outcome(settings: SyncSettings) -> Outcome:
         return Outcome(job, "crashed", EXIT_INTERNAL, summary, message, report)
     code = EXIT_OK if summary.status == "succeeded" else EXIT_RECORDS
     return Outcome(summary.job, summary.status, code, summary)
+
+
+def _finalize(settings: SyncSettings) -> RunSummary:
+    from pipelines.run.finalize import finalize  # only the finalize step loads it
+
+    return finalize(settings)
 
 
 def _empty(job: str, target: str) -> dict[str, Any]:

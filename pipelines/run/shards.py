@@ -35,9 +35,9 @@ __all__ = ["SHARDED_MIRROR", "Shard", "base_job", "shard_of"]
 _SPEC = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 MAX_SHARDS = 4096
 SHARDED_MIRROR = (
-    "mirror mode skipped in a shard: only a run that reads the whole feed can tell what "
-    "vanished from it; after every shard succeeded, run {job} once without --shard to "
-    "deactivate (it finds every record unchanged and sends only the deactivations)"
+    "mirror mode skipped in a shard: each shard records the keys it read, and once every "
+    "shard of the group finished, `nymble-sync run {job} --finalize --run-group G` "
+    "deactivates what none of them read"
 )
 
 

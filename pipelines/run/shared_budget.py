@@ -2,19 +2,19 @@
 
 The run's own :class:`~pipelines.load.pacing.Pacer` still adapts to this worker's 429s,
 latency and rate-limit headers; on top, every request start waits for a token of the budget
-that all workers of the ledger share (:mod:`pipelines.ledger.rate_budget`). The hook is the
-pacer's ``acquire``, which every request (retries and single PUTs included) passes through,
-so no sender changes.
+that all workers of the ledger share (:mod:`pipelines.ledger.rate_budget`). The hooks are the
+pacer's ``acquire`` and ``release``, which every request (retries, single PUTs and paged
+reads included) passes through, so no sender changes: a 429 any worker gets is reported to
+the budget, which pauses every worker for its ``Retry-After`` and cuts the shared rate.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pipelines.ledger.rate_budget import RateBudget
-
 if TYPE_CHECKING:
     from pipelines.entities import RunContext
+    from pipelines.ledger.rate_budget import RateBudget
     from pipelines.load.pacing import Pacer
 
 __all__ = ["BudgetedPacer", "budgeted", "worker_concurrency"]
@@ -30,6 +30,11 @@ class BudgetedPacer:
     def acquire(self) -> None:
         self._pacer.acquire()  # a slot in flight first: a token is never held while queued
         self.budget.take()
+
+    def release(self, *, throttled: bool, latency_s: float, **news: Any) -> None:
+        self._pacer.release(throttled=throttled, latency_s=latency_s, **news)
+        if throttled:  # every worker slows, not only this one
+            self.budget.pushback(news.get("retry_after"))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pacer, name)
@@ -57,4 +62,6 @@ def budgeted(pacer: Pacer, ctx: RunContext) -> Pacer | BudgetedPacer:
     rate, _concurrency = rate_limit_of(ctx)
     if rate is None:
         return pacer
+    from pipelines.ledger.rate_budget import RateBudget  # a run with a shared budget only
+
     return BudgetedPacer(pacer, RateBudget(ctx.ledger, ctx.target.id, rate))
