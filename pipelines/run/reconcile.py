@@ -281,7 +281,9 @@ def _sort_out_the_rest(
         return
     job, target = ctx.job, ctx.target
     keys = index.keys[rest]
-    mine, _ids = keys_synced_by_job(ctx.ledger, job=job.job, target_id=target.id, entity=job.entity)
+    mine, _ = keys_synced_by_job(
+        ctx.ledger, job=job.job, target_id=target.id, entity=job.entity, with_ids=False
+    )
     anyone, _hashes = ctx.ledger.acked_state(target_id=target.id, entity=job.entity)
     in_feed, ours, known = np.isin(keys, feed_keys), np.isin(keys, mine), np.isin(keys, anyone)
     active = index["active"][rest] if len(index["active"]) else np.ones(rest.size, bool)
