@@ -131,7 +131,9 @@ def fetch_chunks(conn: sa.Connection, stmt: sa.Executable, size: int) -> Iterato
     Server drivers need SQLAlchemy's streaming options to avoid buffering every row.
     """
     if conn.dialect.name != "sqlite":
-        yield from conn.execution_options(yield_per=size).execute(stmt).partitions()
+        # On the statement, not the connection: a connection's options would make every
+        # later statement in its transaction stream too (and executemany refuses to).
+        yield from conn.execute(stmt.execution_options(yield_per=size)).partitions()
         return
     statement = DriverStatement.compile(conn.dialect, stmt)
     cursor = conn.connection.cursor()
