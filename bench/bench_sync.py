@@ -6,6 +6,12 @@ records sent, requests and peak RSS for each size.
 
     python bench/bench_sync.py                      # 100,000 and 1,000,000 rows
     python bench/bench_sync.py --rows 100000 --repeat 3
+    python bench/bench_sync.py --rows 1000000 --out /tmp/bench  # files and ledgers there
+    python bench/bench_sync.py --rows 1000000 10000000 --sink   # the client alone (see below)
+
+With ``--sink`` the target is ``bench/counting_sink.py``, which accepts every item and stores
+nothing: the figures are the client's alone (at 10,000,000 rows the emulator's own SQLite
+work would otherwise share the 2 cores with it).
 """
 
 from __future__ import annotations
@@ -95,7 +101,8 @@ def run(job: Path, url: str, state: Path) -> dict:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"sync failed: {out[-2000:]!r}")
     summary = json.loads(out)
-    summary.update(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024)
+    cpu = usage.ru_utime + usage.ru_stime  # on a shared machine, steadier than wall time
+    summary.update(wall_s=wall, cpu_s=cpu, peak_rss_mb=usage.ru_maxrss / 1024)
     return summary
 
 
@@ -109,9 +116,18 @@ def make_exports(source: Path, delta: Path, rows: int) -> int:
     return apply_delta(source, delta, fraction=0.01)
 
 
-def measure(rows: int) -> dict:
-    source = OUT / f"catalog_{rows}.csv"
-    delta = OUT / f"catalog_{rows}_delta.csv"
+def start_target(sink: bool) -> tuple[subprocess.Popen, str]:
+    if not sink:
+        return start_emulator()
+    sys.path.insert(0, str(Path(__file__).parent))
+    from counting_sink import start_sink
+
+    return start_sink()
+
+
+def measure(rows: int, out: Path = OUT, *, sink: bool = False) -> dict:
+    source = out / f"catalog_{rows}.csv"
+    delta = out / f"catalog_{rows}_delta.csv"
     # In a process of its own: Linux counts the RSS a process had when it exec'd a child
     # in that child's ru_maxrss, so a bench grown big by generating the catalog would
     # inflate every sync's peak RSS figure.
@@ -119,15 +135,15 @@ def measure(rows: int) -> dict:
         changed = pool.submit(make_exports, source, delta, rows).result()
     # Two job files with the same job name (so one ledger state), one per export: no copy of
     # a 250 MB file just before a timed run.
-    full_job, delta_job = OUT / f"job_{rows}.yml", OUT / f"job_{rows}_delta.yml"
+    full_job, delta_job = out / f"job_{rows}.yml", out / f"job_{rows}_delta.yml"
     full_job.write_text(JOB.format(path=source))
     delta_job.write_text(JOB.format(path=delta))
     # The export is on disk before the sync starts, as a nightly file is: otherwise the
     # kernel's write-back of the freshly written files competes with the run for the 2 cores.
     os.sync()
-    state = OUT / f"state_{rows}"
+    state = out / f"state_{rows}"
     shutil.rmtree(state, ignore_errors=True)
-    emulator, url = start_emulator()
+    emulator, url = start_target(sink)
     try:
         full = run(full_job, url, state)
         daily = run(delta_job, url, state)
@@ -143,7 +159,8 @@ def report(result: dict) -> None:
     print(f"\n{result['rows']:,} rows")
     for name, r in (("full sync", full), ("1% delta", delta)):
         print(
-            f"  {name:<10} {r['wall_s']:7.2f} s wall  {r['rows_read'] / r['wall_s']:>9,.0f} rows/s"
+            f"  {name:<10} {r['wall_s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU"
+            f"  {r['rows_read'] / r['wall_s']:>9,.0f} rows/s"
             f"  sent {r['sent']:>9,}  requests {r['requests']:>6,}"
             f"  peak RSS {r['peak_rss_mb']:6.0f} MB"
         )
@@ -157,10 +174,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=1, help="report the median run")
+    parser.add_argument("--out", type=Path, default=OUT, help="exports, job files and state")
+    parser.add_argument(
+        "--sink", action="store_true", help="send to the counting sink, not the emulator"
+    )
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     for rows in args.rows:
-        results = [measure(rows) for _ in range(args.repeat)]
+        results = [measure(rows, args.out, sink=args.sink) for _ in range(args.repeat)]
         results.sort(key=lambda r: r["full"]["wall_s"])
         report(results[len(results) // 2])
         if args.repeat > 1:

@@ -79,3 +79,18 @@ def api(emulator):
 
     with httpx.Client(base_url=emulator.base_url, headers={"x-api-key": API_KEY}) as client:
         yield client
+
+
+@pytest.fixture(params=["disk", "memory"])
+def held(request, monkeypatch) -> str:
+    """Where a run's acknowledged state is held: on disk (as beyond ~2,000,000 outcomes in
+    the ledger), found through the memo's windows and by key, or in memory (a smaller
+    ledger). Both must answer alike. On disk, no feed counts as small (a small feed reads
+    only its own keys, never the memo: test_ledger_state covers that way)."""
+    if request.param == "disk":
+        from pipelines.admit.ledger_state import LedgerState
+        from pipelines.run import engine
+
+        monkeypatch.setattr(LedgerState, "MEMORY_OUTCOMES", 0)
+        monkeypatch.setattr(engine, "SMALL_FEED_ROWS", 0)
+    return request.param

@@ -58,22 +58,22 @@ def serialized(monkeypatch) -> list[int]:
 
 
 def _memo_files(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "state" / "memo").glob("*.bin"))
+    return sorted((tmp_path / "state" / "memo").glob(f"*{memo.SUFFIX}"))
 
 
-def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path, serialized):
+def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path, serialized, held):
     first = run_sync(JOB, emulator, tmp_path)
     # One serialized row more than created: row 988 repeats a key, found after serializing.
     assert sum(serialized) == first.created + 1
     (memo,) = _memo_files(tmp_path)
-    assert memo.stat().st_size == 16 * first.created  # a (key, tag) pair per record sent
+    assert memo.stat().st_size == 24 * first.created  # (key, tag, content hash) per record
     serialized.clear()
     second = run_sync(JOB, emulator, tmp_path)
     assert (second.unchanged, second.sent, second.rejected) == (1994, 0, first.rejected)
     assert second.balanced and sum(serialized) == 1  # row 988: never remembered
 
 
-def test_a_mapping_change_resends_every_record(emulator, api, tmp_path):
+def test_a_mapping_change_resends_every_record(emulator, api, tmp_path, held):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
     run_sync(job_for(tmp_path, source), emulator, tmp_path)
@@ -87,7 +87,7 @@ def test_a_mapping_change_resends_every_record(emulator, api, tmp_path):
     assert all(p["name"] == before[key]["category"] for key, p in held.items())
 
 
-def test_a_number_format_change_maps_every_row_again(emulator, api, tmp_path, serialized):
+def test_a_number_format_change_maps_every_row_again(emulator, api, tmp_path, serialized, held):
     """The rows' bytes stay, what they say changes: ``1.234`` is 1.234 written plainly and
     1234 written German style. No memo may recall such a row as unchanged."""
     with SAMPLE.open(encoding="utf-8-sig", newline="") as f:
@@ -122,7 +122,7 @@ def _price_list_job(tmp_path: Path) -> tuple[Path, Path]:
     return job, prices
 
 
-def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_path):
+def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_path, held):
     job, prices = _price_list_job(tmp_path)
     first = run_sync(job, emulator, tmp_path)
     lines = _edit(prices, "price", {1: "7.77"})  # the catalog itself is untouched
@@ -132,18 +132,21 @@ def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_p
     assert 7.77 in [p["price"] for p in all_products(api)[sku]["prices"]]
 
 
-def test_no_memo_content_hides_a_change(emulator, api, tmp_path):
+def test_no_memo_content_hides_a_change(emulator, api, tmp_path, held):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
     job = job_for(tmp_path, source)
     run_sync(job, emulator, tmp_path)
     (memo,) = _memo_files(tmp_path)
-    pairs = np.fromfile(memo, np.int64).reshape(-1, 2)
+    entries = np.fromfile(memo, np.int64).reshape(-1, 3)  # key, tag, content hash
+    keys, tags_, hashes = entries.T
     for n, broken in enumerate(
         [
-            np.random.default_rng(1).integers(-(2**63), 2**63 - 1, pairs.size),  # noise
-            np.column_stack([pairs[:, 0], pairs[::-1, 1]]).ravel(),  # tags of other records
-            pairs.ravel()[:-3],  # cut short
+            np.random.default_rng(1).integers(-(2**63), 2**63 - 1, entries.size),  # noise
+            np.column_stack([keys, tags_[::-1], hashes]).ravel(),  # tags of other records
+            np.column_stack([keys, tags_, hashes[::-1]]).ravel(),  # contents of others
+            np.column_stack([keys, tags_[::-1], hashes[::-1]]).ravel(),  # both
+            entries.ravel()[:-4],  # cut short
         ]
     ):
         price = f"{40 + n}.44"
@@ -187,7 +190,7 @@ def test_a_memo_that_cannot_be_written_never_fails_a_run(emulator, tmp_path):
     assert any("memo of unchanged rows" in line and "could not be written" in line for line in said)
 
 
-def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path):
+def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path, held):
     """The memo of a later run, with the ledger as it was before that run: the tag of the
     changed row names a content hash the ledger never saw acknowledged."""
     source = tmp_path / "products.csv"
@@ -203,7 +206,7 @@ def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path):
     assert (again.updated, again.unchanged) == (1, 1993)
 
 
-def test_many_small_chunks_give_the_same_outcome(emulator, tmp_path, monkeypatch, serialized):
+def test_many_small_chunks_give_the_same_outcome(emulator, tmp_path, monkeypatch, serialized, held):
     """Chunks of ~100 rows: most are recalled whole and coalesced; the bad rows and the
     changed ones are mapped among them, a few at a time, and every reject is reported
     again."""
@@ -261,10 +264,9 @@ def test_recalled_rows_are_neither_mapped_nor_serialized():
     first = prepare_products(chunk, job, None)  # what a first run sends
     assert first.passed.all()
     state = AckedState(first.keys, first.hashes)
-    state.attach_tags()
     fingerprints = RowFingerprints(job)
     prints = fingerprints(chunk.table)
-    state.remember(state.locate(first.keys[:2]), tags(prints[:2], first.hashes[:2]))
+    state.remember(first.keys[:2], tags(prints[:2], first.hashes[:2]))
     again = prepare_products(chunk, job, None, Recall(fingerprints, state))
     assert again.bodies[:2] == [None, None] and again.bodies[2] == first.bodies[2]
     assert again.hashes.tolist() == first.hashes.tolist()
@@ -301,18 +303,18 @@ def _strings(columns: list[str]) -> pa.Schema:
 
 def test_a_memo_keeps_tags_of_keys_a_run_did_not_read(tmp_path):
     def run(state: AckedState, keys: list[int], new_tags: list[int]) -> None:
-        memo = MemoFile(tmp_path / "memo.bin")
+        memo = MemoFile(tmp_path / "memo.rows")
         memo.load_into(state)
         at = state.locate(np.array(keys))
-        memo.remember(state, at, np.array(keys), np.array(new_tags))
-        memo.save(state)
+        memo.remember(at, np.array(keys), np.array(new_tags), at.hashes)
+        memo.save()
 
     state = AckedState(np.array([1, 2, 3], np.int64), np.array([10, 20, 30], np.int64))
     run(state, [1, 2], [11, 22])
     again = AckedState(np.array([1, 2, 3, 9], np.int64), np.array([10, 20, 30, 90], np.int64))
     run(again, [1, 9], [111, 99])  # a run that reads key 1 again and a new key, not key 2
     last = AckedState(np.array([1, 2, 3, 9], np.int64), np.array([10, 20, 30, 90], np.int64))
-    MemoFile(tmp_path / "memo.bin").load_into(last)
+    MemoFile(tmp_path / "memo.rows").load_into(last)
     assert last.tags.tolist() == [111, 22, 0, 99]
 
 

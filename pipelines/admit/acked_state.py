@@ -1,12 +1,23 @@
-"""Change detection: which records differ from what the target last acknowledged."""
+"""Change detection: which records differ from what the target last acknowledged.
+
+A state answers, for a chunk's key hashes, a :class:`Located`: whether the target holds a
+record with each key, its acknowledged content hash and memo tag. :class:`AckedState` holds
+its records in memory (what ``plan`` reads from the org, a ``--fix`` baseline, tests);
+a run reads the ledger through :class:`~pipelines.admit.ledger_state.LedgerState`, which
+keeps them on disk. Both answer alike.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["AckedState", "Located", "mix", "tags"]
+if TYPE_CHECKING:
+    from pipelines.admit.memo import MemoFile
+
+__all__ = ["AckedState", "Located", "mix", "recalled", "same_content", "tags"]
 
 
 def mix(values: np.ndarray) -> np.ndarray:
@@ -26,10 +37,43 @@ def tags(fingerprints: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     return mix(fingerprints.view(np.uint64) ^ mix(hashes).view(np.uint64))
 
 
+@dataclass(frozen=True)
+class Located:
+    """What a state knows of some rows' keys, row by row."""
+
+    found: np.ndarray  # the target acknowledged a record with this key
+    hashes: np.ndarray  # its acknowledged content hash (0 where not found)
+    tags: np.ndarray  # its memo tag (0: none)
+    memo: np.ndarray  # its entry in the memo read at the start of the run (-1: none)
+
+    @classmethod
+    def nowhere(cls, rows: int) -> Located:
+        zeros = np.zeros(rows, np.int64)
+        return cls(np.zeros(rows, dtype=bool), zeros, zeros.copy(), np.full(rows, -1, np.int64))
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+    def __getitem__(self, rows: np.ndarray) -> Located:
+        return Located(self.found[rows], self.hashes[rows], self.tags[rows], self.memo[rows])
+
+
+def same_content(at: Located, hashes: np.ndarray) -> np.ndarray:
+    """True where the record's content hash equals the acknowledged one."""
+    return at.found & (at.hashes == hashes)
+
+
+def recalled(at: Located, fingerprints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose source row is the one behind the acknowledged record (their memo tag
+    matches), and each row's acknowledged content hash (0 where there is none), as a new
+    array: callers fill in the hashes of the rows they serialize."""
+    return at.found & (at.tags == tags(fingerprints, at.hashes)), at.hashes.copy()
+
+
 class AckedState:
     """Key hash → content hash of every record the target acknowledged, as sorted arrays.
 
-    A million records cost 16 MB here, plus 8 MB when memo tags are attached. Key hashes
+    A million records cost 16 MB here, plus 12 MB when a memo is attached. Key hashes
     only locate a record: the content hash includes the externalId itself, so a key-hash
     collision can only cause a resend, never a skipped record.
     """
@@ -41,6 +85,7 @@ class AckedState:
             keys, hashes = keys[order], hashes[order]
         self.keys, self.hashes = keys, hashes
         self.tags: np.ndarray | None = None  # memo tags, aligned; 0: none
+        self.memo: np.ndarray | None = None  # each key's entry in the memo file; -1: none
 
     @classmethod
     def empty(cls) -> AckedState:
@@ -49,45 +94,69 @@ class AckedState:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def open(self, **_hints: object) -> None:
+        """Nothing to read: the records are here (see LedgerState.open)."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
     def locate(self, keys: np.ndarray) -> Located:
-        """Where each key sits in this state (searched once, used by the methods below)."""
+        """What this state holds for each key."""
         if not len(self.keys):
-            return Located(np.zeros(len(keys), dtype=bool), np.zeros(len(keys), np.intp))
-        order = np.argsort(keys)  # sorted needles search ~3x faster (see KeyTracker.check)
+            return Located.nowhere(len(keys))
+        order = np.argsort(keys)  # sorted needles search ~3x faster
         pos = np.empty(len(keys), np.intp)
         pos[order] = np.minimum(np.searchsorted(self.keys, keys[order]), len(self.keys) - 1)
-        return Located(self.keys[pos] == keys, pos)
+        found = self.keys[pos] == keys
+        none = np.zeros(len(keys), np.int64)
+        return Located(
+            found,
+            np.where(found, self.hashes[pos], 0),
+            none if self.tags is None else np.where(found, self.tags[pos], 0),
+            none - 1 if self.memo is None else np.where(found, self.memo[pos], -1),
+        )
 
     def unchanged(self, at: Located, hashes: np.ndarray) -> np.ndarray:
-        """True where the record's content hash equals the acknowledged one."""
-        return at.found & (self.hashes[at.pos] == hashes) if len(self.keys) else at.found
+        return same_content(at, hashes)
+
+    def recall(self, at: Located, fingerprints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return recalled(at, fingerprints)
 
     def attach_tags(self) -> None:
         """Make room for memo tags; until then nothing is recalled."""
         if self.tags is None:
             self.tags = np.zeros(len(self.keys), np.int64)
+            self.memo = np.full(len(self.keys), -1, np.int32)  # a memo < 2**31 entries
 
-    def recall(self, at: Located, fingerprints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Rows whose source row is the one behind the acknowledged record (their memo tag
-        matches), and each row's acknowledged content hash (0 where there is none)."""
-        if self.tags is None or not len(self.keys):
-            return np.zeros(len(at.pos), dtype=bool), np.zeros(len(at.pos), np.int64)
-        acked = np.where(at.found, self.hashes[at.pos], 0)
-        return at.found & (self.tags[at.pos] == tags(fingerprints, acked)), acked
+    def remember(self, keys: np.ndarray, new_tags: np.ndarray) -> None:
+        """Hold memo tags for the keys held here (others are left out)."""
+        self.attach_tags()
+        self._take(keys, new_tags, np.full(len(keys), -1, np.int64))
 
-    def remember(self, at: Located, new_tags: np.ndarray) -> None:
-        """Store the memo tags of the rows whose keys are held here."""
-        if self.tags is not None and at.found.any():
-            self.tags[at.pos[at.found]] = new_tags[at.found]
+    def use_memo(self, memo: MemoFile) -> None:
+        """Take the memo's tags of the keys held here, each key's first entry."""
+        self.attach_tags()
+        if not len(self.keys):
+            return
+        for start, block in memo.entries():
+            positions = np.arange(start, start + len(block), dtype=np.int64)
+            memo.mark_known(self._take(block["key"], block["tag"], positions, first=True))
 
-
-@dataclass(frozen=True)
-class Located:
-    """Where rows' keys sit in an AckedState: ``found`` per row, and its position there
-    (meaningless where not found)."""
-
-    found: np.ndarray
-    pos: np.ndarray
-
-    def __getitem__(self, rows: np.ndarray) -> Located:
-        return Located(self.found[rows], self.pos[rows])
+    def _take(
+        self, keys: np.ndarray, new_tags: np.ndarray, positions: np.ndarray, *, first=False
+    ) -> np.ndarray:
+        """Store tags (and memo positions) of the keys held here; returns the positions
+        taken. With ``first``, a key that has a memo entry already keeps it."""
+        if not len(self.keys) or not len(keys):
+            return positions[:0]
+        order = np.argsort(keys, kind="stable")  # sorted needles search ~3x faster
+        ordered = keys[order]
+        pos = np.minimum(np.searchsorted(self.keys, ordered), len(self.keys) - 1)
+        held = self.keys[pos] == ordered
+        if first:  # a key twice in the block: its first entry (the stable sort's first)
+            held &= np.concatenate(([True], ordered[1:] != ordered[:-1]))
+            held &= self.memo[pos] < 0
+        taken, pos = order[held], pos[held]
+        self.tags[pos] = new_tags[taken]
+        self.memo[pos] = positions[taken]
+        return positions[np.sort(taken)]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from pipelines.admit.acked_state import AckedState, tags
+from pipelines.admit.seen_keys import SeenKeys
 from pipelines.load.batching import Pending
-from pipelines.quality.row_checks import Failure, KeyTracker, split_rejects
+from pipelines.quality.row_checks import Failure, split_rejects
 from pipelines.run.summary import RunSummary
 from pipelines.transform.prepared import Prepared
 from pipelines.transform.rejects import RejectsWriter
@@ -44,17 +46,20 @@ class Admission:
         references: Any = None,
         on_kept: Callable[[pa.Table, np.ndarray], None] | None = None,
         memo: Any = None,
+        workdir: Path | None = None,
     ):
+        """``state``: an AckedState or a LedgerState (they answer alike). ``workdir`` takes
+        the run's files of keys read (None: the system's temporary directory)."""
         self.state, self.rejects, self.summary = state, rejects, summary
         # .failures(prepared, ok) → (records waiting for a reference, records given up on)
         self.references = references
         self.on_kept = on_kept  # sees the records that passed every check (quality suites)
-        self.memo = memo  # learns which source row gave each kept record
+        self.memo = memo  # learns which source row gave each kept record, in source order
         # Sees (external ids, key hashes, content hashes) of the records found unchanged
         # against ``state``: `run --adopt` records them in the ledger as acknowledged.
         self.on_unchanged: Callable[[list[str], np.ndarray, np.ndarray], None] | None = None
-        self.ids = KeyTracker("externalId", key_column)  # also: every key this feed holds
-        self.unique = {f: KeyTracker(f, c) for f, c in (unique_columns or {}).items()}
+        self.ids = SeenKeys("externalId", key_column, workdir)  # also: every key of the feed
+        self.unique = {f: SeenKeys(f, c, workdir) for f, c in (unique_columns or {}).items()}
         self._rejected_keys: list[np.ndarray] = []  # rows the feed holds but rejected
         self.lines = self.line_rejects = 0
 
@@ -94,8 +99,10 @@ class Admission:
             self.on_kept(table, rows)
         keys, hashes = p.keys[keep], p.hashes[among_passed]
         at = self.state.locate(keys) if p.located is None else p.located[keep]
-        if self.memo is not None and p.fingerprints is not None:
-            self.memo.remember(self.state, at, keys, tags(p.fingerprints[keep], hashes))
+        if self.memo is not None:  # without fingerprints, it learns only the order of keys
+            prints = p.fingerprints
+            made = tags(prints[keep], hashes) if prints is not None else np.zeros_like(keys)
+            self.memo.remember(at, keys, made, hashes)
         same = self.state.unchanged(at, hashes)
         self.summary.unchanged += int(same.sum())
         send = np.nonzero(~same)[0]
@@ -114,6 +121,11 @@ class Admission:
         return np.union1d(
             self.ids.keys(), np.concatenate([np.empty(0, np.int64), *self._rejected_keys])
         )
+
+    def close(self) -> None:
+        """Drop the files of keys read (the run is over)."""
+        for tracker in (self.ids, *self.unique.values()):
+            tracker.close()
 
     def _duplicates(self, p: Prepared) -> list[Failure]:
         """One row per externalId, and per other unique field, in a run (CONTRACT §6.8,

@@ -15,17 +15,21 @@ foreign memo file costs speed, never a skipped change. The fingerprint covers th
 mapping, this package's code (and the versions of the libraries that print the JSON) and
 the price list's bytes, so changing any of them makes every row a miss.
 
-The memo is a file of (key hash, tag) int64 pairs in the state directory, one per job,
-entity and target, rewritten at the end of each run.
+The memo is a file of (key hash, tag, content hash) int64 entries in the state directory,
+one per job, entity and target, written in the order the run reads its rows and completed
+at its end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -33,10 +37,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from pipelines.admit.acked_state import AckedState, Located, mix
+from pipelines.admit.acked_state import Located, mix
 from pipelines.jobs.specs import JobBase
 
-__all__ = ["MemoFile", "RowFingerprints", "code_digest", "digest_code", "file_digest"]
+__all__ = [
+    "ENTRY",
+    "SUFFIX",
+    "MemoFile",
+    "PackedBits",
+    "RowFingerprints",
+    "code_digest",
+    "digest_code",
+    "file_digest",
+]
 
 # The package's root: every module below it, at any depth, is in the code digest (a module
 # moved into a subfolder must still void the memo when it changes).
@@ -44,9 +57,10 @@ PACKAGE = Path(__file__).resolve().parents[1]
 # Besides this package's own modules, what decides a record's bytes: how numbers print,
 # how JSON is written.
 _LIBRARIES = ("numpy", "orjson", "pyarrow", "xxhash")
-_PAIR = 2  # int64s per memo entry: key hash, tag
-_IO_ENTRIES = 1 << 16  # entries read or written at a time (1 MB): the end of a run is no
-# time to raise peak memory
+# A memo entry: a row's key hash, its tag, its record's content hash.
+ENTRY = np.dtype([("key", "<i8"), ("tag", "<i8"), ("hash", "<i8")])
+SUFFIX = ".rows"  # memos of earlier releases (.bin) held key and tag only
+_IO_ENTRIES = 1 << 16  # entries read at a time (1.5 MB)
 
 
 def digest_code(package: Path = PACKAGE) -> str | None:
@@ -150,8 +164,14 @@ def _as_text(columns: list[pa.Array]) -> list[pa.Array]:
 
 
 class MemoFile:
-    """One job's memo at one target, kept as ``path``; new keys of a run are spilled to a
-    side file as they come, so memory holds only the tags of keys the ledger knows.
+    """One job's memo at one target, kept as ``path``: an entry (key hash, tag, content
+    hash) per row the run kept, in the order it read them, then the entries it kept from the
+    memo before (see :meth:`save`). A key's first entry is the one that counts.
+
+    In source order, the memo also tells a run where its rows' keys sit: the next night's
+    feed is mostly the same rows in the same order, so a run reads the memo alongside its
+    feed (see :mod:`.ledger_state`). An entry's content hash is what its row's record hashed
+    to; it stands for the acknowledged state only where the ledger says the same.
 
     The memo is only a shortcut, so a file that cannot be read or written is reported
     through ``log`` and then left alone; it never fails a run.
@@ -159,9 +179,13 @@ class MemoFile:
 
     def __init__(self, path: Path, log: Callable[[str], None] = print):
         self.path, self.log = path, log
-        self._spill_path = path.with_name(path.name + ".new")
-        self._spilled = False
+        self._partial = path.with_name(path.name + ".partial")
+        self._out: _Output | None = None  # the new memo, written as the run goes
         self._broken = False
+        self.count = 0  # entries of the memo read at the start
+        self._fd: int | None = None  # that memo, open for reading
+        self._known = PackedBits(0)  # entries whose key the state holds acknowledged
+        self._used = PackedBits(0)  # entries whose key this run gave a new tag
 
     @classmethod
     def for_scope(
@@ -174,64 +198,96 @@ class MemoFile:
         log: Callable[[str], None] = print,
     ) -> MemoFile:
         scope = xxhash.xxh3_64_hexdigest(f"{job}\0{entity}\0{target_id}".encode())
-        return cls(state_dir / "memo" / f"{entity}-{scope}.bin", log)
+        return cls(state_dir / "memo" / f"{entity}-{scope}{SUFFIX}", log)
 
-    def load_into(self, state: AckedState) -> None:
-        """Give ``state`` the remembered tags of its keys (none when the file is missing)."""
-        state.attach_tags()
+    def load_into(self, state: Any) -> None:
+        """Give ``state`` the remembered tags (none when the file is missing)."""
         try:
-            if not self.path.is_file():
-                return
-            with open(self.path, "rb") as f:
-                while True:
-                    entries = np.fromfile(f, np.int64, count=_IO_ENTRIES * _PAIR)
-                    if len(entries) < _PAIR:
-                        return
-                    pairs = entries[: len(entries) // _PAIR * _PAIR].reshape(-1, _PAIR)
-                    state.remember(state.locate(pairs[:, 0]), pairs[:, 1])
+            if self.path.is_file():
+                self._fd = os.open(self.path, os.O_RDONLY)
+                weakref.finalize(self, os.close, self._fd)
+                self.count = os.fstat(self._fd).st_size // ENTRY.itemsize
         except OSError as exc:
             self._give_up("read", exc)
+        self._known, self._used = PackedBits(self.count), PackedBits(self.count)
+        state.use_memo(self)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Entries ``start`` to ``stop`` (clipped) of the memo read at the start, as
+        :data:`ENTRY` records; none once the file could not be read."""
+        start, stop = max(0, start), min(stop, self.count)
+        if self._broken or self._fd is None or stop <= start:
+            return np.empty(0, ENTRY)
+        try:
+            data = os.pread(self._fd, (stop - start) * ENTRY.itemsize, start * ENTRY.itemsize)
+        except OSError as exc:
+            self._give_up("read", exc)
+            return np.empty(0, ENTRY)
+        return np.frombuffer(data[: len(data) // ENTRY.itemsize * ENTRY.itemsize], ENTRY)
+
+    def entries(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(position of the first, entries) of the memo read at the start, in file order, a
+        block at a time."""
+        for start in range(0, self.count, _IO_ENTRIES):
+            block = self.read(start, start + _IO_ENTRIES)
+            if not len(block):
+                return
+            yield start, block
+
+    def mark_known(self, positions: np.ndarray) -> None:
+        """The entries at ``positions`` are of keys the target holds: kept by :meth:`save`
+        unless this run gives their key a new tag."""
+        self._known.set(positions)
 
     def remember(
-        self, state: AckedState, at: Located, keys: np.ndarray, new_tags: np.ndarray
+        self, at: Located, keys: np.ndarray, new_tags: np.ndarray, hashes: np.ndarray
     ) -> None:
-        """Keep the tags of this run's rows: in ``state`` for keys it holds, spilled to the
-        side file for the others."""
-        state.remember(at, new_tags)
-        missing = ~at.found
-        if self._broken or not missing.any():
+        """Keep this run's rows (``at``: where their keys were located; ``hashes``: their
+        records' content hashes), in the order they come."""
+        self._used.set(at.memo[at.memo >= 0])
+        if self._broken or not len(keys):
             return
         try:
-            if not self._spilled:  # what a crashed run spilled would only take room
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._spill_path.unlink(missing_ok=True)
-                self._spilled = True
-            with open(self._spill_path, "ab") as spill:
-                spill.write(np.column_stack([keys[missing], new_tags[missing]]))
+            if self._out is None:
+                self._out = _Output(self._partial)
+            self._out.write(_entries(keys, new_tags, hashes))
         except OSError as exc:
             self._give_up("written", exc)
 
-    def save(self, state: AckedState) -> None:
-        """Write the memo: every tag ``state`` holds, then the spilled ones. Atomic: a crash
-        leaves the previous memo, which is still sound."""
+    def save(self, _state: Any = None) -> None:
+        """Write the memo: this run's entries, then those of the memo before whose keys this
+        run did not tag anew but the target holds. Atomic: a crash leaves the previous
+        memo, which is still sound."""
         if self._broken:
+            self.discard()
             return
-        partial = self.path.with_name(self.path.name + ".partial")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(partial, "wb") as out:
-                for keys, held in _slices(state.keys, state.tags):
-                    out.write(np.column_stack([keys, held]))
-                if self._spilled:
-                    with open(self._spill_path, "rb") as spilled:
-                        while block := spilled.read(_IO_ENTRIES * _PAIR * 8):
-                            out.write(block)
-            os.replace(partial, self.path)
-            self._spill_path.unlink(missing_ok=True)
+            if self._out is None:
+                self._out = _Output(self._partial)
+            for start, block in self.entries():
+                stop = start + len(block)
+                keep = self._known.get(start, stop) & ~self._used.get(start, stop)
+                self._out.write(block[keep])
+            self._out.close()
+            self._out = None
+            os.replace(self._partial, self.path)
+            # the memo of an earlier release (key and tag only) is of no use any more
+            self.path.with_suffix(".bin").unlink(missing_ok=True)
         except OSError as exc:
             self._give_up("written", exc)
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop what this run wrote (the memo before stays)."""
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        with contextlib.suppress(OSError):  # no folder to hold it: nothing was written
+            self._partial.unlink(missing_ok=True)
 
     def _give_up(self, doing: str, exc: OSError) -> None:
+        if self._broken:
+            return
         self._broken = True
         self.log(
             f"the memo of unchanged rows at {self.path} could not be {doing} "
@@ -239,10 +295,50 @@ class MemoFile:
         )
 
 
-def _slices(keys: np.ndarray, held: np.ndarray | None) -> Iterable[tuple[np.ndarray, np.ndarray]]:
-    if held is None:
-        return
-    for start in range(0, len(keys), _IO_ENTRIES):
-        part = slice(start, start + _IO_ENTRIES)
-        known = held[part] != 0
-        yield keys[part][known], held[part][known]
+def _entries(keys: np.ndarray, tags: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    out = np.empty(len(keys), ENTRY)
+    out["key"], out["tag"], out["hash"] = keys, tags, hashes
+    return out
+
+
+class _Output:
+    """The new memo's file, written as the run goes; closed with this object at the latest
+    (a run that stops midway leaves no file open)."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.close = weakref.finalize(self, os.close, self._fd)
+
+    def write(self, entries: np.ndarray) -> None:
+        view = memoryview(np.ascontiguousarray(entries).view(np.uint8).reshape(-1))
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+
+class PackedBits:
+    """A bit per entry, packed 8 to a byte (1.25 MB for 10,000,000 entries)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.bytes = np.zeros((size + 7) // 8, np.uint8)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def set(self, positions: np.ndarray) -> None:
+        if not len(positions):
+            return
+        positions = np.sort(positions)
+        at = positions >> 3
+        bits = np.left_shift(np.uint8(1), (positions & 7).astype(np.uint8))
+        starts = np.flatnonzero(np.concatenate(([True], at[1:] != at[:-1])))
+        self.bytes[at[starts]] |= np.bitwise_or.reduceat(bits, starts)
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """The bits of entries ``start`` to ``stop``, as booleans."""
+        if stop <= start:
+            return np.zeros(0, dtype=bool)
+        first = start >> 3
+        unpacked = np.unpackbits(self.bytes[first : (stop + 7) // 8 + 1], bitorder="little")
+        return unpacked[start - first * 8 : stop - first * 8].astype(bool)

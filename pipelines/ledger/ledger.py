@@ -40,7 +40,13 @@ from pipelines.ledger.models import (
     RunStatus,
     check_status,
 )
-from pipelines.ledger.records import encode_outcomes, load_acked_state, write_outcomes
+from pipelines.ledger.records import (
+    encode_outcomes,
+    load_acked_state,
+    outcome_blocks,
+    outcome_total,
+    write_outcomes,
+)
 from pipelines.ledger.schema import SCHEMA_VERSION, batches, runs, watermarks
 from pipelines.ledger.upsert import upsert
 
@@ -378,6 +384,20 @@ class Ledger:
         failed is absent, so the next run resends it."""
         with self._begin() as conn:
             return load_acked_state(conn, target_id=target_id, entity=entity)
+
+    def outcome_blocks(
+        self, *, target_id: str, entity: str
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(key hashes, content hashes, status codes) of every outcome row at the target, in
+        the order they apply, one row at a time (see :meth:`acked_state`): for readers that
+        must not hold a big scope whole. Codes index ``RECORD_STATUSES``."""
+        with self._begin() as conn:
+            yield from outcome_blocks(conn, target_id=target_id, entity=entity)
+
+    def outcome_total(self, *, target_id: str, entity: str) -> int:
+        """How many record outcomes the ledger holds at the target (repeats included)."""
+        with self._begin() as conn:
+            return outcome_total(conn, target_id=target_id, entity=entity)
 
     def record_outcomes(
         self,

@@ -8,7 +8,7 @@ in numpy when it is read.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,8 @@ __all__ = [
     "encode_outcomes",
     "last_outcomes",
     "load_acked_state",
+    "outcome_blocks",
+    "outcome_total",
     "write_outcomes",
 ]
 
@@ -45,6 +47,9 @@ _DETAIL = pa.schema([("external_id", pa.string()), ("message", pa.string())])
 _WRITE_DETAIL = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
 _READ_DETAIL = ipc.IpcReadOptions(use_threads=False)
 _FETCH_ROWS = 500
+# Outcome rows fetched at a time when streaming: a snapshot row holds up to 50,000 records,
+# so a fetch stays within a few MB whatever the rows hold.
+_STREAM_ROWS = 16
 _ROW = (
     "run_id",
     "batch_id",
@@ -126,6 +131,38 @@ def load_acked_state(
     distinct, last = last_outcomes(np.concatenate(keys))
     acked = np.concatenate(statuses)[last] != FAILED
     return distinct[acked], np.concatenate(hashes)[last[acked]]
+
+
+def outcome_blocks(
+    conn: sa.Connection, *, target_id: str, entity: str
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(key hashes, content hashes, status codes) of each outcome row at ``target_id``, in
+    the order they apply (a key's last outcome is its state), one row at a time: what
+    :func:`load_acked_state` reads, without holding it."""
+    t = batch_outcomes
+    stmt = (
+        sa.select(*(t.c[name] for name in OUTCOME_BLOBS))
+        .where(t.c.target_id == target_id, t.c.entity == entity)
+        .order_by(t.c.tier, t.c.seq)
+    )
+    for rows in fetch_chunks(conn, stmt, _STREAM_ROWS):
+        for key_blob, hash_blob, status_blob in rows:
+            yield (
+                np.frombuffer(key_blob, dtype=np.int64),
+                np.frombuffer(hash_blob, dtype=np.int64),
+                np.frombuffer(status_blob, dtype=np.int8),
+            )
+
+
+def outcome_total(conn: sa.Connection, *, target_id: str, entity: str) -> int:
+    """How many record outcomes the ledger holds at ``target_id`` (repeats included)."""
+    t = batch_outcomes
+    total = conn.scalar(
+        sa.select(sa.func.sum(t.c.record_count)).where(
+            t.c.target_id == target_id, t.c.entity == entity
+        )
+    )
+    return int(total or 0)
 
 
 def _status_codes(statuses: Sequence[str]) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipelines.admit.acked_state import AckedState
+from pipelines.admit.ledger_state import LedgerState
 from pipelines.errors import TransportError
 from pipelines.load.batching import Batch, Batcher, Pending
 from pipelines.load.dispatch import Dispatcher
@@ -60,11 +61,12 @@ class RunScope:
             self.ledger.heartbeat(self.run_id, self.summary.counts())
             self.last_beat = now
 
-    def acked_state(self, full: bool) -> AckedState:
-        """What the target acknowledged before (nothing when ``full``: send everything)."""
+    def acked_state(self, full: bool) -> AckedState | LedgerState:
+        """What the target acknowledged before (nothing when ``full``: send everything),
+        read from the ledger as the run goes (see LedgerState)."""
         if full:
             return AckedState.empty()
-        return AckedState(*self.ledger.acked_state(target_id=self.target_id, entity=self.entity))
+        return LedgerState(self.ledger, target_id=self.target_id, entity=self.entity)
 
     def finish(self) -> None:
         self.rejects.close()

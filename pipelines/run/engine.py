@@ -9,13 +9,16 @@ differently is its :class:`~pipelines.entities.EntityRun`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipelines.admit.acked_state import AckedState
 from pipelines.admit.admission import Admission, Screened
+from pipelines.admit.ledger_state import LedgerState
+from pipelines.admit.memo import MemoFile
 from pipelines.entities import EntityRun
 from pipelines.extract.feed import Feed
 from pipelines.load.batching import Pending
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from pipelines.extract.chunks import Chunk
 
 __all__ = [
+    "SMALL_FEED_ROWS",
     "acked_state",
     "admission_for",
     "admitted",
@@ -43,12 +47,17 @@ __all__ = [
 ]
 
 
-def acked_state(ctx: RunContext, *, full: bool = False) -> AckedState:
-    """What the target acknowledged before (nothing when ``full``: send everything)."""
+# A feed that ends within this many rows names its keys before the acknowledged state is
+# read: only their outcomes are kept (a cron-sized feed against a big ledger).
+SMALL_FEED_ROWS = 20_000
+
+
+def acked_state(ctx: RunContext, *, full: bool = False) -> AckedState | LedgerState:
+    """What the target acknowledged before (nothing when ``full``: send everything), read
+    from the ledger as the feed is (see LedgerState)."""
     if full:
         return AckedState.empty()
-    entity = ctx.job.entity
-    return AckedState(*ctx.ledger.acked_state(target_id=ctx.target.id, entity=entity))
+    return LedgerState(ctx.ledger, target_id=ctx.target.id, entity=ctx.job.entity)
 
 
 def admission_for(
@@ -69,7 +78,14 @@ def admission_for(
         references=er.references,
         on_kept=on_kept,
         memo=memo,
+        workdir=work_dir(er.ctx),
     )
+
+
+def work_dir(ctx: RunContext) -> Path:
+    """Where a run's temporary files go (they are deleted as they are made): beside the
+    ledger and memo, on storage sized for them, rather than a possibly small /tmp."""
+    return ctx.options.state_dir / "tmp"
 
 
 def admitted(
@@ -100,12 +116,76 @@ def admitted(
     def screen(item: tuple[Prepared, list[RowWarning]]) -> tuple[Screened, list[RowWarning]]:
         return admission.screen(item[0]), item[1]
 
-    chunks = er.chunked(feed.chunks)
+    guide = _order_guide(er, admission)
+    chunks = er.chunked(_opened(er, feed, admission.state))
     for screened, found in prepare_in_parallel(chunks, prepare, in_order=screen):
         pending = admission.admit(screened)
         if found:
             _keep_warnings(warnings, screened, found, pending, warn_unchanged)
         yield pending
+    if guide is not None:
+        guide.save()
+
+
+def _order_guide(er: EntityRun, admission: Admission) -> MemoFile | None:
+    """For a run whose entity keeps no memo of source rows: a memo of the order its keys
+    come in (no tags), so that the next run finds the acknowledged state alongside its feed
+    (see LedgerState) rather than key by key."""
+    if admission.memo is not None or not isinstance(admission.state, LedgerState):
+        return None
+    ctx = er.ctx
+    guide = MemoFile.for_scope(
+        ctx.options.state_dir,
+        job=er.job.job,
+        entity=er.job.entity,
+        target_id=ctx.target.id,
+        log=ctx.options.log,
+    )
+    guide.load_into(admission.state)
+    admission.memo = guide
+    return guide
+
+
+def _opened(er: EntityRun, feed: Feed, state: AckedState | LedgerState) -> Iterable[Chunk]:
+    """The feed's chunks, once ``state`` has read the ledger (here, on the caller's thread):
+    for a small feed (one that ends within SMALL_FEED_ROWS), only its keys' outcomes."""
+    if not isinstance(state, LedgerState):
+        return feed.chunks
+    source = iter(feed.chunks)
+    head: list[Chunk] = []
+    held, failed = 0, None
+    try:
+        while held <= SMALL_FEED_ROWS and (chunk := next(source, None)) is not None:
+            head.append(chunk)
+            held += len(chunk.table)
+    except Exception as exc:  # noqa: BLE001 - raised after the chunks read before it
+        failed = exc
+    small = failed is None and held <= SMALL_FEED_ROWS
+    state.open(directory=work_dir(er.ctx), only=_keys_of(head, er.job.key) if small else None)
+    return _chained(head, source, failed)
+
+
+def _chained(head: list[Chunk], source: Iterator[Chunk], failed: Exception | None):
+    try:
+        while head:
+            yield head.pop(0)
+        if failed is not None:
+            raise failed
+        yield from source
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+
+
+def _keys_of(chunks: Iterable[Chunk], key: str) -> np.ndarray | None:
+    """Sorted, distinct key hashes of the chunks' rows (None: the key is not a column)."""
+    found = [np.empty(0, np.int64)]
+    for chunk in chunks:
+        if key not in chunk.table.column_names:
+            return None
+        found.append(key_hashes(normalize_text(chunk.table.column(key).combine_chunks())))
+    return np.unique(np.concatenate(found))
 
 
 def _keep_warnings(

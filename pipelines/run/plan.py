@@ -173,7 +173,4 @@ def _plan_mirror(result: Plan, er: EntityRun, ctx: RunContext, admission: Admiss
 
 def _known(state: AckedState, keys: np.ndarray) -> np.ndarray:
     """True where the target acknowledged the key (whatever the content)."""
-    if not len(state):
-        return np.zeros(len(keys), dtype=bool)
-    pos = np.minimum(np.searchsorted(state.keys, keys), len(state) - 1)
-    return state.keys[pos] == keys
+    return state.locate(keys).found
