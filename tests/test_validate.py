@@ -78,18 +78,23 @@ def test_warnings_name_unusual_units_and_skus_unusable_in_paths(checked, tmp_pat
     }
 
 
-@pytest.mark.parametrize("run_limit", [None, 4096])
-def test_key_tracker_names_the_first_row_of_every_repeated_key_across_many_chunks(run_limit):
+@pytest.mark.parametrize("run_limit, memory_keys", [(None, None), (4096, None), (4096, 20_000)])
+def test_key_tracker_names_the_first_row_of_every_repeated_key_across_many_chunks(
+    run_limit, memory_keys
+):
     """Against a plain dict, over enough chunks that the sorted runs merge many times (and,
-    with a small run limit, stop merging), with repeats inside chunks and across them."""
+    with a small run limit, stop merging; with few keys in memory, go to files on disk), with
+    repeats inside chunks and across them."""
     import pyarrow as pa
 
-    from pipelines.quality.row_checks import KeyTracker
+    from pipelines.admit.seen_keys import SeenKeys
 
     rng = np.random.default_rng(7)
-    tracker = KeyTracker("externalId", "sku")
+    tracker = SeenKeys("externalId", "sku")
     if run_limit:
         tracker.RUN_LIMIT = run_limit
+    if memory_keys:
+        tracker.MEMORY_KEYS = memory_keys
     first_seen: dict[int, int] = {}
     next_row = 2
     for _ in range(60):

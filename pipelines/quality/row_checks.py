@@ -6,7 +6,6 @@ Checks are boolean masks over whole columns; only the failing rows become ``Reje
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -22,7 +21,6 @@ __all__ = [
     "combined",
     "field_columns",
     "required_values",
-    "KeyTracker",
     "key_too_long",
     "split_rejects",
     "unknown_currency",
@@ -84,140 +82,6 @@ def key_too_long(ids: pa.Array, column: str) -> Failure:
         "key_too_long",
         f"the key is longer than {MAX_KEY_LENGTH} characters",
     )
-
-
-class _SeenFilter:
-    """A one-hash Bloom filter over 64-bit key hashes: "not seen" is certain, "seen" may be
-    wrong (under ~1 in 16 once full). Most keys of a run are new, and this answers for them
-    from a few MB instead of binary searches through every key seen so far.
-
-    A key's word is its top bits, so keys given in ascending order (as int64: negatives, then
-    the rest) fall on words in two ascending stretches that never share a word: bits bound for
-    one word sit side by side and are OR-ed together without a scatter (`ufunc.at` was slower).
-    """
-
-    def __init__(self, bits: int = 1 << 20):
-        self.words = np.zeros(bits // 64, dtype=np.uint64)
-        self.count = 0
-
-    def _places(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        h = keys.view(np.uint64)
-        shift = np.uint64(64 - (len(self.words).bit_length() - 1))
-        return h >> shift, np.left_shift(np.uint64(1), h & np.uint64(63))
-
-    def may_hold(self, keys: np.ndarray) -> np.ndarray:
-        word, bit = self._places(keys)
-        return (self.words[word] & bit) != 0
-
-    def add(self, ordered: np.ndarray, every_run: Callable[[], Iterable[np.ndarray]]) -> None:
-        """Add keys (sorted ascending); ``every_run`` gives all keys, sorted run by run, to
-        refill a grown filter."""
-        self.count += len(ordered)
-        if self.count * 16 > len(self.words) * 64:  # grow 4x and refill from every key
-            self.words = np.zeros(len(self.words) * 4, dtype=np.uint64)
-            for run in every_run():
-                self._set(run)
-        else:
-            self._set(ordered)
-
-    def _set(self, ordered: np.ndarray) -> None:
-        if not len(ordered):
-            return
-        word, bit = self._places(ordered)
-        starts = np.flatnonzero(np.concatenate(([True], word[1:] != word[:-1])))
-        self.words[word[starts]] |= np.bitwise_or.reduceat(bit, starts)
-
-
-class KeyTracker:
-    """Remembers the keys already seen in this run, so a second row with one is rejected.
-
-    Keys are 64-bit hashes kept with the row that first had them, in sorted runs that merge
-    as they grow (like an LSM tree) up to RUN_LIMIT keys, behind a Bloom filter: a million keys
-    cost 14 MB, and a chunk's check is a filter lookup plus binary searches for the few keys it
-    flags. Capping the runs keeps merges small: one merge of two 500,000-key runs needed ~40 MB
-    for a moment, and two trackers tend to merge at the same time.
-    """
-
-    RUN_LIMIT = 1 << 18
-
-    def __init__(self, field: str, column: str):
-        self.field, self.column = field, column
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted keys, first rows)
-        self._filter = _SeenFilter()
-
-    def keys(self) -> np.ndarray:
-        """Every key seen so far, sorted ascending, without repeats."""
-        runs = list(self._run_keys())
-        return np.sort(np.concatenate(runs)) if runs else np.empty(0, np.int64)
-
-    def _run_keys(self) -> Iterator[np.ndarray]:
-        return (keys for keys, _rows in self._runs)
-
-    def check(
-        self, values: pa.Array, keys: np.ndarray, rows: np.ndarray, candidates: np.ndarray
-    ) -> Failure | None:
-        """Flag rows (among ``candidates``) whose key occurred on an earlier row of the run."""
-        idx = np.nonzero(candidates & present(values))[0]
-        # In key order, equal keys of this chunk sit side by side, the earliest row first (a
-        # stable sort of rising rows), and binary searches with sorted needles run faster.
-        order = idx[np.argsort(keys[idx], kind="stable")]
-        ordered = keys[order]
-        first_row = np.full(len(ordered), -1, dtype=np.int64)
-        maybe = self._filter.may_hold(ordered)
-        if maybe.any():
-            first_row[maybe] = self._earlier(ordered[maybe])
-        starts = np.ones(len(ordered), dtype=bool)
-        starts[1:] = ordered[1:] != ordered[:-1]
-        group_first = np.maximum.accumulate(np.where(starts, np.arange(len(ordered)), 0))
-        first_row = np.where((first_row < 0) & ~starts, rows[order[group_first]], first_row)
-        new = first_row < 0
-        self._remember(ordered[new], rows[order[new]].astype(np.int32))
-        if new.all():
-            return None
-        dup = np.zeros(len(values), dtype=bool)
-        dup[order[~new]] = True
-        earlier = dict(zip(order[~new].tolist(), first_row[~new].tolist(), strict=True))
-        return Failure(
-            dup,
-            self.column,
-            values,
-            f"duplicate_{self.field}",
-            f"{self.field} already appeared on an earlier row; only the first is sent",
-            related=earlier,
-        )
-
-    def _earlier(self, ordered: np.ndarray) -> np.ndarray:
-        """The row where each key (sorted ascending) was first seen in an earlier chunk, or -1."""
-        found = np.full(len(ordered), -1, dtype=np.int64)
-        for run_keys, run_rows in self._runs:
-            pos = np.minimum(np.searchsorted(run_keys, ordered), len(run_keys) - 1)
-            found = np.where(run_keys[pos] == ordered, run_rows[pos], found)
-        return found
-
-    def _remember(self, ordered: np.ndarray, rows: np.ndarray) -> None:
-        """Add new keys (sorted ascending, none seen before) with their rows."""
-        if not len(ordered):
-            return
-        runs = self._runs
-        runs.append((ordered, rows))
-        while (
-            len(runs) > 1
-            and len(runs[-2][0]) <= 2 * len(runs[-1][0])
-            and len(runs[-2][0]) + len(runs[-1][0]) <= self.RUN_LIMIT
-        ):
-            newer = runs.pop()
-            runs.append(_merge(runs.pop(), newer))
-        self._filter.add(ordered, self._run_keys)
-
-
-def _merge(
-    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two runs of (sorted keys, rows) as one. A stable argsort of the two side by side is a
-    timsort that finds the two runs and merges them: linear, ~4x faster than searching."""
-    keys = np.concatenate([a[0], b[0]])
-    order = np.argsort(keys, kind="stable")
-    return keys[order], np.concatenate([a[1], b[1]])[order]
 
 
 def split_rejects(

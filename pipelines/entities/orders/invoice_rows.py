@@ -26,11 +26,11 @@ import pyarrow.compute as pc
 import xxhash
 
 from pipelines.admit.acked_state import mix
+from pipelines.admit.seen_keys import SeenKeys
 from pipelines.entities.orders.order_job import INVOICE_STATUSES, InvoicesSpec, OrdersJob
 from pipelines.extract.chunks import Chunk
 from pipelines.quality.row_checks import (
     Failure,
-    KeyTracker,
     required_values,
     split_rejects,
     unknown_currency,
@@ -95,13 +95,13 @@ def read_invoices(
     their source rows could not be read)."""
     spec = job.invoices
     assert spec is not None
-    seen = KeyTracker("invoice", spec.invoice_number)
+    seen = SeenKeys("invoice", spec.invoice_number)
     for chunk in chunks:
         yield _checked(chunk, job, spec, seen)
 
 
 def _checked(
-    chunk: Chunk, job: OrdersJob, spec: InvoicesSpec, seen: KeyTracker
+    chunk: Chunk, job: OrdersJob, spec: InvoicesSpec, seen: SeenKeys
 ) -> tuple[InvoiceRows, list[Reject], np.ndarray]:
     table, n = chunk.table, len(chunk.table)
     if not table.num_columns:  # only the rejects of a read that found no good row
