@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import all_products, job_for, run_sync
+from helpers import API_KEY, all_products, job_for, run_sync
 
 from pipelines.admit import memo
 from pipelines.admit.acked_state import AckedState, tags
@@ -26,6 +26,7 @@ from pipelines.extract.chunks import Chunk
 from pipelines.extract.feed import SourceOpener
 from pipelines.extract.files import read_csv
 from pipelines.jobs.job_file import load_job
+from pipelines.run.commands import PlanSettings, SyncSettings, plan, validate
 from pipelines.transform.serialize import serialize
 
 SAMPLE = Path("sample_data/products.csv")
@@ -71,6 +72,31 @@ def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path,
     second = run_sync(JOB, emulator, tmp_path)
     assert (second.unchanged, second.sent, second.rejected) == (1994, 0, first.rejected)
     assert second.balanced and sum(serialized) == 1  # row 988: never remembered
+
+
+def test_plan_and_validate_leave_the_memo_as_the_last_run_wrote_it(
+    emulator, tmp_path, serialized, held
+):
+    """They read the feed like a run but record nothing: the next run still recalls every
+    unchanged row, and its memo is the one the first run wrote."""
+    first = run_sync(JOB, emulator, tmp_path)
+    (memo_file,) = _memo_files(tmp_path)
+    written = memo_file.read_bytes()
+    common = {
+        "job_path": JOB,
+        "target": emulator.base_url,
+        "state_dir": tmp_path / "state",
+        "environ": {"NYMBLE_API_KEY": API_KEY},
+        "log": lambda _: None,
+    }
+    assert plan(PlanSettings(**common)).update == 0
+    validate(SyncSettings(**common))
+    assert memo_file.read_bytes() == written
+    assert not list((tmp_path / "state" / "memo").glob("*.partial"))
+    serialized.clear()
+    second = run_sync(JOB, emulator, tmp_path)
+    assert (second.unchanged, second.sent) == (first.created, 0)
+    assert sum(serialized) == 1  # row 988 (a repeated key): never remembered
 
 
 def test_a_mapping_change_resends_every_record(emulator, api, tmp_path, held):

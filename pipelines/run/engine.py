@@ -95,6 +95,7 @@ def admitted(
     warnings: WarningTally | None = None,
     *,
     warn_unchanged: bool = False,
+    run: bool = False,
 ) -> Iterator[Pending]:
     """The one streaming path: chunks prepared in parallel, screened for duplicates in
     source order on the workers, admitted in order here; yields each chunk's records that
@@ -102,6 +103,8 @@ def admitted(
 
     With ``warnings``, each chunk's warnings are kept for the records it sends (and, with
     ``warn_unchanged``, for every record that passed its checks: `validate` judges a feed).
+    With ``run``, the caller is a run: it leaves the order it read keys in for the next run
+    (`plan` and `validate` only read that order, and leave the memo as it was).
     """
 
     shard, key = er.ctx.options.shard, er.job.key
@@ -116,7 +119,7 @@ def admitted(
     def screen(item: tuple[Prepared, list[RowWarning]]) -> tuple[Screened, list[RowWarning]]:
         return admission.screen(item[0]), item[1]
 
-    guide = _order_guide(er, admission)
+    guide = _order_guide(er, admission, keep=run)
     chunks = er.chunked(_opened(er, feed, admission.state))
     for screened, found in prepare_in_parallel(chunks, prepare, in_order=screen):
         pending = admission.admit(screened)
@@ -127,10 +130,11 @@ def admitted(
         guide.save()
 
 
-def _order_guide(er: EntityRun, admission: Admission) -> MemoFile | None:
-    """For a run whose entity keeps no memo of source rows: a memo of the order its keys
-    come in (no tags), so that the next run finds the acknowledged state alongside its feed
-    (see LedgerState) rather than key by key."""
+def _order_guide(er: EntityRun, admission: Admission, *, keep: bool) -> MemoFile | None:
+    """Where no memo of source rows is kept (an entity without one, `plan`, `validate`): the
+    memo at this job's place read for the order keys came in last time, so that the state is
+    found alongside the feed (see LedgerState) rather than key by key. With ``keep``, this
+    run's order is recorded there (no tags) for the next run."""
     if admission.memo is not None or not isinstance(admission.state, LedgerState):
         return None
     ctx = er.ctx
@@ -142,6 +146,8 @@ def _order_guide(er: EntityRun, admission: Admission) -> MemoFile | None:
         log=ctx.options.log,
     )
     guide.load_into(admission.state)
+    if not keep:
+        return None
     admission.memo = guide
     return guide
 

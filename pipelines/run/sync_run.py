@@ -281,7 +281,7 @@ class _Run:
             self.admission.on_unchanged = AdoptedRecords(scope)
         trimmed_at = 0  # rows read when freed memory was last given back
         progress = self.ctx.options.progress
-        for pending in admitted(self.er, self.feed, self.admission, self.warnings):
+        for pending in admitted(self.er, self.feed, self.admission, self.warnings, run=True):
             self.stop.check()  # between chunks: what was read and not sent is skipped
             released = gate.add(pending)
             self.delivery.send(released)
