@@ -94,11 +94,8 @@ class AckedState:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def open(self, **_hints: object) -> None:
-        """Nothing to read: the records are here (see LedgerState.open)."""
-
     def close(self) -> None:
-        """Nothing to release."""
+        """Nothing to release (as LedgerState.close does)."""
 
     def locate(self, keys: np.ndarray) -> Located:
         """What this state holds for each key."""

@@ -93,10 +93,6 @@ class LedgerState:
         built = self._ready(None)
         return len(built) if isinstance(built, AckedState) else len(built.by_key)
 
-    @property
-    def on_disk(self) -> bool:
-        return isinstance(self._ready(None), Built)
-
     def locate(self, keys: np.ndarray) -> Located:
         built = self._ready(keys)
         if isinstance(built, AckedState):
