@@ -82,7 +82,7 @@ def api(emulator):
 
 
 @pytest.fixture(params=["disk", "memory"])
-def held(request, monkeypatch) -> str:
+def state_on(request, monkeypatch) -> str:
     """Where a run's acknowledged state is held: on disk (as beyond ~2,000,000 outcomes in
     the ledger), found through the memo's windows and by key, or in memory (a smaller
     ledger). Both must answer alike. On disk, no feed counts as small (a small feed reads

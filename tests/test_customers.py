@@ -40,7 +40,7 @@ def test_customers_are_upserted_one_by_one_and_then_left_alone(emulator, api, tm
     assert emulator.stats()["requests"]["PUT /api/customers"] == puts
 
 
-def test_a_changed_customer_is_sent_again_and_a_bad_one_rejected(emulator, api, tmp_path, held):
+def test_a_changed_customer_is_sent_again_and_a_bad_one_rejected(emulator, api, tmp_path, state_on):
     source = tmp_path / "customers.csv"
     shutil.copy(SAMPLE, source)
     job = edited_job(tmp_path, CUSTOMERS, source__path=str(source))

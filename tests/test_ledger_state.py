@@ -162,7 +162,7 @@ def _write(source: Path, rows: list[list[str]]) -> None:
 
 
 def test_a_feed_in_another_order_sends_exactly_the_changed_rows(
-    emulator, tmp_path, monkeypatch, held
+    emulator, tmp_path, monkeypatch, state_on
 ):
     """Small chunks, so the memo's window is a small part of the feed: with its halves
     swapped, every row is found far from its place, and nothing changed is missed, nothing
@@ -186,7 +186,7 @@ def test_a_feed_in_another_order_sends_exactly_the_changed_rows(
 
 
 def test_a_small_feed_against_a_big_ledger_sends_only_its_change(
-    emulator, tmp_path, monkeypatch, held
+    emulator, tmp_path, monkeypatch, state_on
 ):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
@@ -202,7 +202,7 @@ def test_a_small_feed_against_a_big_ledger_sends_only_its_change(
     assert (result.updated, result.unchanged, result.created) == (1, 2, 0)
 
 
-def test_the_memo_keeps_tags_of_rows_a_run_did_not_read(emulator, tmp_path, held):
+def test_the_memo_keeps_tags_of_rows_a_run_did_not_read(emulator, tmp_path, state_on):
     """A run that reads part of the feed (--partial) keeps the memo of the rest: the next
     whole run recalls every unchanged row."""
     source = tmp_path / "products.csv"

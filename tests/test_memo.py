@@ -62,7 +62,9 @@ def _memo_files(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "state" / "memo").glob(f"*{memo.SUFFIX}"))
 
 
-def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path, serialized, held):
+def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(
+    emulator, tmp_path, serialized, state_on
+):
     first = run_sync(JOB, emulator, tmp_path)
     # One serialized row more than created: row 988 repeats a key, found after serializing.
     assert sum(serialized) == first.created + 1
@@ -75,7 +77,7 @@ def test_a_rerun_recalls_rows_and_still_rejects_the_bad_ones(emulator, tmp_path,
 
 
 def test_plan_and_validate_leave_the_memo_as_the_last_run_wrote_it(
-    emulator, tmp_path, serialized, held
+    emulator, tmp_path, serialized, state_on
 ):
     """They read the feed like a run but record nothing: the next run still recalls every
     unchanged row, and its memo is the one the first run wrote."""
@@ -99,7 +101,7 @@ def test_plan_and_validate_leave_the_memo_as_the_last_run_wrote_it(
     assert sum(serialized) == 1  # row 988 (a repeated key): never remembered
 
 
-def test_a_mapping_change_resends_every_record(emulator, api, tmp_path, held):
+def test_a_mapping_change_resends_every_record(emulator, api, tmp_path, state_on):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
     run_sync(job_for(tmp_path, source), emulator, tmp_path)
@@ -113,7 +115,7 @@ def test_a_mapping_change_resends_every_record(emulator, api, tmp_path, held):
     assert all(p["name"] == before[key]["category"] for key, p in held.items())
 
 
-def test_a_number_format_change_maps_every_row_again(emulator, api, tmp_path, serialized, held):
+def test_a_number_format_change_maps_every_row_again(emulator, api, tmp_path, serialized, state_on):
     """The rows' bytes stay, what they say changes: ``1.234`` is 1.234 written plainly and
     1234 written German style. No memo may recall such a row as unchanged."""
     with SAMPLE.open(encoding="utf-8-sig", newline="") as f:
@@ -148,7 +150,7 @@ def _price_list_job(tmp_path: Path) -> tuple[Path, Path]:
     return job, prices
 
 
-def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_path, held):
+def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_path, state_on):
     job, prices = _price_list_job(tmp_path)
     first = run_sync(job, emulator, tmp_path)
     lines = _edit(prices, "price", {1: "7.77"})  # the catalog itself is untouched
@@ -158,7 +160,7 @@ def test_a_price_list_change_resends_the_product_it_touches(emulator, api, tmp_p
     assert 7.77 in [p["price"] for p in all_products(api)[sku]["prices"]]
 
 
-def test_no_memo_content_hides_a_change(emulator, api, tmp_path, held):
+def test_no_memo_content_hides_a_change(emulator, api, tmp_path, state_on):
     source = tmp_path / "products.csv"
     shutil.copy(SAMPLE, source)
     job = job_for(tmp_path, source)
@@ -216,7 +218,7 @@ def test_a_memo_that_cannot_be_written_never_fails_a_run(emulator, tmp_path):
     assert any("memo of unchanged rows" in line and "could not be written" in line for line in said)
 
 
-def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path, held):
+def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path, state_on):
     """The memo of a later run, with the ledger as it was before that run: the tag of the
     changed row names a content hash the ledger never saw acknowledged."""
     source = tmp_path / "products.csv"
@@ -232,7 +234,9 @@ def test_a_memo_ahead_of_the_ledger_is_not_trusted(emulator, tmp_path, held):
     assert (again.updated, again.unchanged) == (1, 1993)
 
 
-def test_many_small_chunks_give_the_same_outcome(emulator, tmp_path, monkeypatch, serialized, held):
+def test_many_small_chunks_give_the_same_outcome(
+    emulator, tmp_path, monkeypatch, serialized, state_on
+):
     """Chunks of ~100 rows: most are recalled whole and coalesced; the bad rows and the
     changed ones are mapped among them, a few at a time, and every reject is reported
     again."""

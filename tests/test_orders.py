@@ -134,7 +134,7 @@ def test_a_held_order_the_source_no_longer_returns_stays_held(emulator, api, tmp
     assert set(after) == set(before) - set(hers[1:])  # the others still wait
 
 
-def test_a_status_change_in_the_source_reimports_as_an_update(emulator, api, tmp_path, held):
+def test_a_status_change_in_the_source_reimports_as_an_update(emulator, api, tmp_path, state_on):
     prepare_target(emulator, tmp_path)
     source = tmp_path / "orders.csv"
     shutil.copy(SAMPLE / "orders.csv", source)
