@@ -546,7 +546,7 @@ def held(job: str, ledger_url: str | None, as_json: bool) -> None:
 
     name = _job_name(job)
     with _open_ledger(ledger_url) as ledger:
-        records = [h for h in held_records(ledger, job=name) if h.waiting]
+        records = held_records(ledger, job=name, waiting=True)
     rows = [
         (
             r.external_id,

@@ -13,6 +13,7 @@ from orders_helpers import ERP, ORDERS_SQL, PRODUCTS, edited_job, rejects_by_id,
 
 from pipelines.cli import main
 from pipelines.ledger import Ledger
+from pipelines.ops import run_reports
 from pipelines.run.commands import PlanSettings, plan
 from pipelines.run.resources import default_ledger_url
 
@@ -76,6 +77,25 @@ def test_held_orders_leave_the_list_once_their_customer_exists(emulator, api, tm
     still = {h["external_id"] for h in cli_held(ORDERS_SQL, tmp_path / "state")}
     assert not still & {h["external_id"] for h in released}
     assert len(still) == len(waiting) - len(released)
+
+
+def test_runs_show_lists_what_the_run_held_up_to_a_limit(emulator, tmp_path, monkeypatch):
+    erp = tmp_path / "erp.sqlite"
+    shutil.copy(ERP, erp)
+    url = f"sqlite:///{erp}"
+    assert run_sync(PRODUCTS, emulator, tmp_path).created == 1994
+    result = run_entity(ORDERS_SQL, emulator, tmp_path, url=url)
+    waiting = cli_held(ORDERS_SQL, tmp_path / "state")
+    assert result.held == len(waiting) > 3
+    monkeypatch.setattr(run_reports, "SHOWN_HELD", 3)
+    env = {"NYMBLE_SYNC_HOME": str(tmp_path / "state")}
+    args = ["runs", "show", str(result.run_id)]
+    shown = json.loads(CliRunner().invoke(main, [*args, "--json"], env=env).stdout)
+    assert shown["held_total"] == len(waiting)
+    assert [h["external_id"] for h in shown["held"]] == [h["external_id"] for h in waiting[:3]]
+    text = CliRunner().invoke(main, args, env=env).stdout
+    assert f"{len(waiting):,} record(s) this run held back" in text
+    assert "(the first 3: `nymble-sync held JOB` lists all)" in text
 
 
 def cli_held(job, state) -> list[dict]:

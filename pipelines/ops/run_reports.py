@@ -15,7 +15,7 @@ from typing import Any
 
 from pipelines.errors import ConfigError
 from pipelines.ledger import BatchInfo, Ledger, RecordEvent, RunInfo
-from pipelines.ledger.held_records import HeldRecord, held_records
+from pipelines.ledger.held_records import HeldRecord, held_count, held_records
 from pipelines.ledger.records import ADOPTED_BATCH
 from pipelines.ledger.run_groups import FINALIZE_LABEL, ShardRun, shard_runs
 from pipelines.run.shards import base_job
@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 COUNTS = ("read", "rejected", "unchanged", "created", "updated", "failed")
+SHOWN_HELD = 1000  # `runs show` lists a run's held records up to this many (a migration run
+# before its customers exist holds millions: `nymble-sync held JOB` lists them all)
 _REJECT_SCAN_RUNS = 20  # `why` looks for the record in the rejects files of this many runs
 
 
@@ -242,11 +244,19 @@ class RunDetail:
     run: RunInfo
     batches: list[BatchLine]
     held: list[HeldRecord] = field(default_factory=list)  # waiting for a reference after it
+    held_total: int = 0  # all of them (``held`` lists the first SHOWN_HELD)
 
     def to_dict(self) -> dict[str, Any]:
         batches = [{**asdict(b), "seconds": b.seconds} for b in self.batches]
         held = [asdict(h) for h in self.held]
-        return _jsonable({"run": asdict(self.run), "batches": batches, "held": held})
+        return _jsonable(
+            {
+                "run": asdict(self.run),
+                "batches": batches,
+                "held": held,
+                "held_total": self.held_total,
+            }
+        )
 
     def tables(self) -> list[TextTable]:
         r = self.run
@@ -288,7 +298,9 @@ class RunDetail:
                 (h.external_id, f"{h.rule}: {h.value}" if h.value else h.rule, f"{h.runs:,}")
                 for h in self.held
             ]
-            title = f"{len(self.held):,} record(s) this run held back, waiting for a reference"
+            title = f"{self.held_total:,} record(s) this run held back, waiting for a reference"
+            if self.held_total > len(self.held):
+                title += f" (the first {len(self.held):,}: `nymble-sync held JOB` lists all)"
             tables.append(TextTable(title, ("external id", "waiting for", "runs"), held_rows))
         return tables
 
@@ -301,9 +313,10 @@ def show_run(ledger: Ledger, run_id: int) -> RunDetail:
             f"run ledger at {ledger.url_for_display} has no run {run_id}: "
             "`nymble-sync runs` lists the recorded ones"
         )
-    held = held_records(ledger, job=run.job)
-    held = [h for h in held if h.last_run_id == run_id and h.waiting]
-    return RunDetail(run, [BatchLine.of(b) for b in ledger.run_batches(run_id)], held)
+    mine = {"job": run.job, "waiting": True, "last_run_id": run_id}
+    held = held_records(ledger, **mine, limit=SHOWN_HELD)
+    total = held_count(ledger, **mine) if len(held) == SHOWN_HELD else len(held)
+    return RunDetail(run, [BatchLine.of(b) for b in ledger.run_batches(run_id)], held, total)
 
 
 # --- one record ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ org holds compared line by line."""
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
 
 import numpy as np
 import orjson
@@ -30,7 +29,8 @@ from pipelines.entities.orders.references import (
 from pipelines.extract.chunks import Chunk, empty_table
 from pipelines.extract.feed import Feed
 from pipelines.jobs.specs import spec_column
-from pipelines.ledger.held_records import HeldRecord, held_records, record_held
+from pipelines.ledger.held_records import held_key_hashes, record_held
+from pipelines.ledger.key_sets import in_sorted
 from pipelines.load.api_reader import ApiReader
 from pipelines.quality.row_warnings import RowWarning
 from pipelines.transform.prepared import Prepared
@@ -47,10 +47,11 @@ class OrdersRun(EntityRun):
         super().__init__(job, ctx)
         number = spec_column(job.fields.get("orderNumber"))
         self.unique_columns = {"orderNumber": number} if number else {}
-        # Key hashes of the orders the ledger holds for this job (sorted; few: they wait for a
-        # reference), and those of them this run reads again: after the run, a held order
-        # that was read and not held again is released. Tracking only these keeps the end of
-        # a run from sorting every key it read (2,500,000 orders: ~180 MB for a moment).
+        # Key hashes of the orders the ledger holds for this job (sorted; a migration before
+        # its customers exist holds millions), and those of them this run reads again: after
+        # the run, a held order that was read and not held again is released. Tracking only
+        # these keeps the end of a run from sorting every key it read (2,500,000 orders:
+        # ~180 MB for a moment).
         self.held_keys = np.empty(0, np.int64)
         self._held_read: list[np.ndarray] = []
         self.references = self._references() if job.references.check else None
@@ -61,7 +62,7 @@ class OrdersRun(EntityRun):
     def prepare(self, chunk: Chunk) -> Prepared:
         p = prepare_orders(chunk, self.job)
         if len(self.held_keys) and len(p.keys):  # on worker threads: list.append is atomic
-            self._held_read.append(p.keys[np.isin(p.keys, self.held_keys)])
+            self._held_read.append(p.keys[in_sorted(self.held_keys, p.keys)])
         return p
 
     def warnings(self, prepared: Prepared) -> list[RowWarning]:
@@ -93,17 +94,20 @@ class OrdersRun(EntityRun):
         """The orders this run held back, kept in the ledger across runs (``held``)."""
         if self.references is None:
             return
-        ctx = self.ctx
+        ctx, refs = self.ctx, self.references
         read = np.unique(np.concatenate([np.empty(0, np.int64), *self._held_read]))
-        record_held(
-            ctx.ledger,
-            job=self.job.job,
-            target_id=ctx.target.id,
-            run_id=run_id,
-            waiting=self.references.waiting,
-            given_up=self.references.gave_up,
-            read=read,
-        )
+        try:
+            record_held(
+                ctx.ledger,
+                job=self.job.job,
+                target_id=ctx.target.id,
+                run_id=run_id,
+                waiting=refs.waiting,
+                given_up=np.concatenate([np.empty(0, np.int64), *refs.gave_up]),
+                read=read,
+            )
+        finally:
+            refs.waiting.close()
 
     def hold_back(self):
         """The lowest watermark of an order waiting for a reference (None: none waits)."""
@@ -145,30 +149,25 @@ class OrdersRun(EntityRun):
         skus = KnownValues(product_keys, lambda: product_skus(ApiReader(client)))
         column = spec_column(job.fields.get("customer.customerNumber"))
         watermark = job.watermark.column if job.watermark else None
-        held = held_records(ledger, job=job.job, target_id=target.id)
-        self.held_keys = np.unique(np.array([h.key_hash for h in held], np.int64))
+        # Only key hashes: a migration run before its customers exist holds millions.
+        hold = job.hold
+        self.held_keys, expired = held_key_hashes(
+            ledger,
+            job=job.job,
+            target_id=target.id,
+            max_runs=hold.max_runs if hold is not None else None,
+            max_age=hold.max_age if hold is not None else None,
+        )
         return References(
             customers,
             skus,
             column or "customer.customerNumber",
             job.items.sku,
             watermark,
-            expired=self._expired(held),
-            policy=job.hold.describe() if job.hold else "",
+            expired=expired,
+            policy=hold.describe() if hold else "",
+            workdir=ctx.options.state_dir / "tmp",  # beside the ledger, as the run's files
         )
-
-    def _expired(self, held: list[HeldRecord]) -> np.ndarray:
-        """Key hashes of the orders held past the job's hold policy, or given up before:
-        read again (an overlap, ``--full``), they are not waited for again."""
-        policy = self.job.hold
-        now = datetime.now(UTC)
-        keys = [
-            h.key_hash
-            for h in held
-            if not h.waiting
-            or (policy is not None and policy.expired(h.runs, h.first_held_at, now))
-        ]
-        return np.array(keys, np.int64)
 
 
 PLUGIN = EntityPlugin("orders", parse_orders_job, OrdersRun)

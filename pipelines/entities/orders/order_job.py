@@ -11,7 +11,7 @@ only ``reconcile`` reads (see :class:`InvoicesSpec`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -275,7 +275,9 @@ class HoldPolicy(SpecModel):
     """How long an order may wait for a customer or SKU the target lacks. Once held by
     ``max_runs`` runs, or for ``max_age`` (``7d``, ``12h``), the next run that finds it still
     waiting rejects it for good (rule ``gave_up_waiting``) and lets the watermark move past
-    it. Without a policy an order waits as long as it takes."""
+    it. Without a policy an order waits as long as it takes. The ledger applies it where
+    the held orders are kept (:func:`pipelines.ledger.held_records.held_key_hashes`): runs
+    >= ``max_runs``, or first held at least ``max_age`` ago."""
 
     max_runs: int | None = Field(None, ge=1)
     max_age: timedelta | None = None
@@ -284,12 +286,6 @@ class HoldPolicy(SpecModel):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value)
-
-    def expired(self, runs: int, first_held_at: datetime, now: datetime) -> bool:
-        """Whether an order held by ``runs`` runs since ``first_held_at`` waits no longer."""
-        too_many = self.max_runs is not None and runs >= self.max_runs
-        too_old = self.max_age is not None and now - first_held_at >= self.max_age
-        return too_many or too_old
 
     def describe(self) -> str:
         parts = [f"max_runs: {self.max_runs}"] if self.max_runs else []

@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 from pipelines.contract import API_PATHS
 from pipelines.entities.orders.order_mapping import per_order
 from pipelines.jobs.job_file import load_job
-from pipelines.ledger.held_records import Waiting
+from pipelines.ledger.held_columns import HeldColumns
+from pipelines.ledger.key_sets import in_sorted
 from pipelines.load.api_reader import ApiReader, field_of
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.prepared import Prepared
@@ -47,13 +48,13 @@ class KnownValues:
 
     def unknown(self, values: pa.Array, hashes: np.ndarray) -> np.ndarray:
         """True where a present value is known neither to the ledger nor to the API."""
-        missing = pc.is_valid(values).to_numpy(zero_copy_only=False) & ~_member(
+        missing = pc.is_valid(values).to_numpy(zero_copy_only=False) & ~in_sorted(
             self._ledger, hashes
         )
         if not missing.any() or self._listing is None:
             return missing
         folded = key_hashes(pc.utf8_lower(values.filter(pa.array(missing))))
-        found = _member(self._listed_hashes(), folded)
+        found = in_sorted(self._listed_hashes(), folded)
         missing[np.nonzero(missing)[0][found]] = False
         return missing
 
@@ -62,13 +63,6 @@ class KnownValues:
             values = [v.lower() for v in self._listing() if isinstance(v, str)]
             self._listed = np.sort(key_hashes(pa.array(values, pa.string())))
         return self._listed
-
-
-def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    if not len(sorted_keys):
-        return np.zeros(len(keys), dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
-    return sorted_keys[pos] == keys
 
 
 class CustomerReader(ApiReader):
@@ -111,6 +105,7 @@ class References:
         watermark_column: str | None = None,
         expired: np.ndarray | None = None,
         policy: str = "",
+        workdir=None,
     ):
         self.customers, self.skus = customers, skus
         self.customer_column, self.sku_column = customer_column, sku_column
@@ -119,8 +114,11 @@ class References:
         self.expired = np.sort(expired) if expired is not None else np.empty(0, np.int64)
         self.policy = policy  # the policy, as the job file says it, for the reject message
         self.hold_back = None  # lowest watermark value of an order waiting for a reference
-        self.waiting: list[Waiting] = []  # every order held back in this run
-        self.gave_up: list[Waiting] = []  # every order this run gave up waiting for
+        # Every order held back in this run, as columns spilled to ``workdir`` (a migration
+        # before its customers are loaded holds millions), and the key hashes of those
+        # this run gave up waiting for.
+        self.waiting = HeldColumns(workdir)
+        self.gave_up: list[np.ndarray] = []
 
     def failures(self, p: Prepared, ok: np.ndarray) -> tuple[list[Failure], list[Failure]]:
         """Orders among ``ok`` whose customer, or else one of whose SKUs, is unknown: those
@@ -128,7 +126,7 @@ class References:
         refs = p.references
         customers = self._customers(refs.customers, ok)
         skus = self._skus(refs.skus, refs.offsets, ok & ~customers.mask)
-        expired = np.isin(p.keys, self.expired) if len(self.expired) else None
+        expired = in_sorted(self.expired, p.keys) if len(self.expired) else None
         waiting, given_up = [], []
         for found in (customers, skus):
             if expired is not None and (found.mask & expired).any():
@@ -137,8 +135,8 @@ class References:
             if found.mask.any():
                 waiting.append(found)
         self._hold(p.chunk.table, waiting)
-        self._remember(p, waiting, self.waiting)
-        self._remember(p, given_up, self.gave_up)
+        self._remember(p, waiting)
+        self.gave_up += [p.keys[f.mask] for f in given_up]
         return waiting, given_up
 
     def _given_up(self, found: Failure, mask: np.ndarray) -> Failure:
@@ -150,28 +148,21 @@ class References:
         )
         return Failure(mask, found.column, found.values, "gave_up_waiting", message)
 
-    def _remember(self, p: Prepared, failures: list[Failure], into: list[Waiting]) -> None:
-        """The orders held back or given up on, for the ledger (few: they wait for a
-        reference)."""
+    def _remember(self, p: Prepared, failures: list[Failure]) -> None:
+        """The orders held back, for the ledger: columns, no object per order."""
         stamps = None
         if self.watermark_column is not None and failures:
             stamps = p.chunk.table.column(self.watermark_column).combine_chunks()
         for failure in failures:
             rows = np.flatnonzero(failure.mask)
             at = pa.array(rows)
-            ids, keys = p.ids.take(at).to_pylist(), p.keys[rows]
-            values = failure.values.take(at).to_pylist() if failure.values is not None else None
-            marks = stamps.take(at).to_pylist() if stamps is not None else None
-            for i in range(len(rows)):
-                into.append(
-                    Waiting(
-                        int(keys[i]),
-                        ids[i],
-                        failure.rule,
-                        None if values is None or values[i] is None else str(values[i]),
-                        None if marks is None or marks[i] is None else str(marks[i]),
-                    )
-                )
+            self.waiting.append(
+                p.keys[rows],
+                p.ids.take(at),
+                failure.rule,
+                failure.values.take(at) if failure.values is not None else None,
+                stamps.take(at) if stamps is not None else None,
+            )
 
     def _hold(self, table: pa.Table, waiting: list[Failure]) -> None:
         """Remember the lowest watermark among orders waiting for a reference: the stored
