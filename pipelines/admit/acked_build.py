@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.admit.memo import MemoFile, PackedBits
+from pipelines.ledger.key_sets import in_sorted
 from pipelines.ledger.records import FAILED, last_outcomes
 from pipelines.ops.record_files import RecordFile, take
 
@@ -100,7 +101,7 @@ def _bucket_bits(entries: int) -> int:
 def _outcome_records(outcomes: Outcomes, only: np.ndarray | None) -> Iterator[np.ndarray]:
     for keys, hashes, codes in outcomes:
         if only is not None:
-            inside = _among(keys, only)
+            inside = in_sorted(only, keys)
             if not inside.any():  # most rows, when a small feed reads a big ledger
                 continue
             keys, hashes, codes = keys[inside], hashes[inside], codes[inside]
@@ -112,20 +113,13 @@ def _outcome_records(outcomes: Outcomes, only: np.ndarray | None) -> Iterator[np
 def _memo_records(memo: MemoFile, only: np.ndarray | None) -> Iterator[np.ndarray]:
     for start, block in memo.entries():
         if only is not None:  # the rest of the memo is not looked at: it is all kept
-            inside = _among(block["key"], only)
+            inside = in_sorted(only, block["key"])
             memo.mark_known(start + np.flatnonzero(~inside))
         records = np.empty(len(block), _MEMO)
         for name in ("key", "tag", "hash"):
             records[name] = block[name]
         records["memo"] = np.arange(start, start + len(block))
         yield records if only is None else take(records, inside)
-
-
-def _among(keys: np.ndarray, only: np.ndarray) -> np.ndarray:
-    if not len(only):
-        return np.zeros(len(keys), dtype=bool)
-    pos = np.minimum(np.searchsorted(only, keys), len(only) - 1)
-    return only[pos] == keys
 
 
 class _Buckets:

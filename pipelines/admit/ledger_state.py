@@ -33,6 +33,7 @@ import numpy as np
 from pipelines.admit.acked_build import Built, build_state
 from pipelines.admit.acked_state import AckedState, Located, recalled, same_content
 from pipelines.admit.memo import PackedBits
+from pipelines.ledger.key_sets import in_sorted
 from pipelines.ops.record_files import take
 
 if TYPE_CHECKING:
@@ -186,8 +187,4 @@ class LedgerState:
 
 
 def _within(keys: np.ndarray, only: np.ndarray) -> bool:
-    present = keys[keys != 0]
-    if not len(only):
-        return not len(present)
-    pos = np.minimum(np.searchsorted(only, present), len(only) - 1)
-    return bool((only[pos] == present).all())
+    return bool(in_sorted(only, keys[keys != 0]).all())
