@@ -30,7 +30,15 @@ from pipelines.ledger.key_sets import in_sorted
 from pipelines.ledger.records import FAILED, last_outcomes
 from pipelines.ops.record_files import RecordFile, take
 
-__all__ = ["BUCKET_ENTRIES", "ENTRY", "IN_MEMORY_ENTRIES", "Built", "build_state"]
+__all__ = [
+    "BUCKET_ENTRIES",
+    "ENTRY",
+    "IN_MEMORY_ENTRIES",
+    "Buckets",
+    "Built",
+    "bucket_bits",
+    "build_state",
+]
 
 # key, acknowledged content hash (0: none), memo tag (0: none), the key's first entry in the
 # memo (-1: none), whether the target holds the key acknowledged
@@ -70,11 +78,11 @@ def build_state(
     they apply; ``total`` of them) leave, joined with the ``memo``'s entries. With ``only``
     (sorted key hashes), just those keys (and no memo entry answers: so few are looked up)."""
     entries = 0 if memo is None else memo.count
-    bits = _bucket_bits(total + entries) if only is None else 0
+    bits = bucket_bits(total + entries) if only is None else 0
     on_disk = only is None and total + entries > IN_MEMORY_ENTRIES
-    ledger = _Buckets(_OUTCOME, bits, directory if on_disk else None, on_disk=on_disk)
+    ledger = Buckets(_OUTCOME, bits, directory if on_disk else None, on_disk=on_disk)
     ledger.add_all(_outcome_records(outcomes, only))
-    memo_buckets = _Buckets(_MEMO, bits, directory, on_disk=on_disk)
+    memo_buckets = Buckets(_MEMO, bits, directory, on_disk=on_disk)
     if memo is not None:
         memo_buckets.add_all(_memo_records(memo, only))
     by_key = RecordFile(ENTRY, directory, sorted=True)
@@ -91,7 +99,7 @@ def build_state(
     return Built(by_key, valid, acked)
 
 
-def _bucket_bits(entries: int) -> int:
+def bucket_bits(entries: int) -> int:
     bits = 0
     while (entries >> bits) > BUCKET_ENTRIES and bits < 16:
         bits += 1
@@ -122,7 +130,7 @@ def _memo_records(memo: MemoFile, only: np.ndarray | None) -> Iterator[np.ndarra
         yield records if only is None else take(records, inside)
 
 
-class _Buckets:
+class Buckets:
     """Records spread over ``2**bits`` buckets by the top bits of their key (int64 order:
     bucket 0 holds the lowest keys), each bucket in the order records came. ``on_disk``,
     one file holds them all, in segments (a file per bucket would take one descriptor each);

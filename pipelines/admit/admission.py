@@ -9,7 +9,7 @@ records whose content differs from what the target last acknowledged are returne
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pyarrow as pa
 from pipelines.admit.acked_state import AckedState, tags
 from pipelines.admit.seen_keys import SeenKeys
 from pipelines.load.batching import Pending
+from pipelines.ops.sorted_keys import merged, sorted_blocks
 from pipelines.quality.row_checks import Failure, split_rejects
 from pipelines.run.summary import RunSummary
 from pipelines.transform.prepared import Prepared
@@ -121,6 +122,12 @@ class Admission:
         return np.union1d(
             self.ids.keys(), np.concatenate([np.empty(0, np.int64), *self._rejected_keys])
         )
+
+    def feed_key_blocks(self) -> Iterator[np.ndarray]:
+        """The keys of :meth:`feed_keys` in ascending blocks, never all in memory: the keys
+        read (on disk beyond a bound) merged with those of rejected rows (few)."""
+        rejected = np.unique(np.concatenate([np.empty(0, np.int64), *self._rejected_keys]))
+        return merged([self.ids.sorted_keys(), sorted_blocks(rejected)])
 
     def close(self) -> None:
         """Drop the files of keys read (the run is over)."""

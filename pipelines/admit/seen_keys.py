@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.ops.record_files import RecordFile
+from pipelines.ops.sorted_keys import merged, sorted_blocks
 from pipelines.quality.row_checks import Failure
 from pipelines.transform.convert import present
 
@@ -137,6 +138,14 @@ class SeenKeys:
         for the callers that need the whole set, such as mirror mode)."""
         pieces = list(self._every_key())
         return np.sort(np.concatenate(pieces)) if pieces else np.empty(0, np.int64)
+
+    def sorted_keys(self) -> Iterator[np.ndarray]:
+        """Every key seen so far in ascending order, in blocks: the in-memory runs and the
+        files merged as they are read (mirror mode compares them with the keys a job owns
+        without holding them whole)."""
+        sources = [sorted_blocks(keys) for keys, _rows in self._runs]
+        sources += [(block["key"] for block in file.blocks()) for file in self._files]
+        return merged(sources)
 
     def close(self) -> None:
         for file in self._files:

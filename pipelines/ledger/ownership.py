@@ -3,6 +3,8 @@ that job wrote. Mirror mode deactivates only these, never what another job or to
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,10 +18,68 @@ from pipelines.ledger.schema import batch_outcomes, runs
 if TYPE_CHECKING:
     from pipelines.ledger.ledger import Ledger
 
-__all__ = ["keys_synced_by_job"]
+__all__ = ["OutcomeRow", "external_ids_at", "keys_synced_by_job", "outcome_rows"]
 
 _FETCH_ROWS = 500
 _IN_CHUNK = 500  # bound the number of values in one IN (...) list
+# Outcome rows fetched at a time with their details: a row holds up to 50,000 records.
+_STREAM_ROWS = 16
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """One outcome row of the ledger, with the base job of the run that wrote it."""
+
+    seq: int
+    keys: np.ndarray
+    hashes: np.ndarray
+    codes: np.ndarray
+    job: str
+    detail: bytes  # see decode_detail: the records' external ids
+
+
+def outcome_rows(ledger: Ledger, *, target_id: str, entity: str) -> Iterator[OutcomeRow]:
+    """Every outcome row at ``target_id``, in the order they apply (what
+    :func:`keys_synced_by_job` reads), a few at a time: never the whole scope at once."""
+    t = batch_outcomes
+    stmt = (
+        sa.select(t.c.seq, t.c["keys"], t.c.hashes, t.c.statuses, runs.c.job, t.c.detail)
+        .join(runs, runs.c.run_id == t.c.run_id)
+        .where(t.c.target_id == target_id, t.c.entity == entity)
+        .order_by(t.c.tier, t.c.seq)
+    )
+    with ledger._begin() as conn:  # the ledger's transaction and error translation
+        for rows in fetch_chunks(conn, stmt, _STREAM_ROWS):
+            for seq, key_blob, hash_blob, status_blob, run_job, detail in rows:
+                yield OutcomeRow(
+                    int(seq),
+                    np.frombuffer(key_blob, dtype=np.int64),
+                    np.frombuffer(hash_blob, dtype=np.int64),
+                    np.frombuffer(status_blob, dtype=np.int8),
+                    base_job(run_job),
+                    detail,
+                )
+
+
+def external_ids_at(ledger: Ledger, seqs: np.ndarray, indexes: np.ndarray) -> list[str]:
+    """The external id of the record at each (outcome row ``seqs``, position ``indexes``
+    in it): only the rows named are read, a few at a time."""
+    if not len(seqs):
+        return []
+    found = np.empty(len(seqs), dtype=object)
+    order = np.argsort(seqs, kind="stable")
+    rows, first = np.unique(seqs[order], return_index=True)
+    groups = dict(zip(rows.tolist(), np.split(order, first[1:]), strict=True))
+    t = batch_outcomes
+    with ledger._begin() as conn:
+        for lo in range(0, len(rows), _STREAM_ROWS):
+            part = rows[lo : lo + _STREAM_ROWS].tolist()
+            query = sa.select(t.c.seq, t.c.detail).where(t.c.seq.in_(part))
+            for seq, blob in conn.execute(query):
+                here = groups[seq]
+                ids = decode_detail(blob)["external_id"].combine_chunks()
+                found[here] = ids.take(indexes[here]).to_pylist()
+    return found.tolist()
 
 
 def keys_synced_by_job(

@@ -22,6 +22,7 @@ from pipelines.admit.memo import MemoFile
 from pipelines.entities import EntityRun
 from pipelines.extract.feed import Feed
 from pipelines.load.batching import Pending
+from pipelines.ops.sorted_keys import SpilledKeys
 from pipelines.quality.gatekeeper import WINDOW_ROWS, Gatekeeper
 from pipelines.quality.row_warnings import RowWarning, WarningTally
 from pipelines.run.options import partial_feed
@@ -262,12 +263,13 @@ def _last_size(ctx: RunContext) -> int | None:
     return None
 
 
-def feed_keys(key: str, feed: Feed) -> np.ndarray:
-    """Sorted, distinct key hashes of every keyed row of the feed, rejected rows included (a
-    record whose row failed a check is still in the feed). Reads only the key column: about
-    a fifth of what preparing the chunks costs."""
-    found = [np.empty(0, np.int64)]
+def feed_keys(key: str, feed: Feed, directory: Path | None = None) -> SpilledKeys:
+    """Every keyed row's key hash, rejected rows included (a record whose row failed a check
+    is still in the feed), to be read back sorted and distinct, never held whole (on disk in
+    ``directory`` beyond a bound; close it when done). Reads only the key column: about a
+    fifth of what preparing the chunks costs."""
+    found = SpilledKeys(directory)
     for chunk in feed.chunks:
         keys = key_hashes(normalize_text(chunk.table.column(key).combine_chunks()))
-        found.append(np.unique(keys[keys != 0]))  # 0: a missing key
-    return np.unique(np.concatenate(found))
+        found.add(np.unique(keys[keys != 0]))  # 0: a missing key
+    return found

@@ -160,7 +160,7 @@ def _plan_mirror(result: Plan, er: EntityRun, ctx: RunContext, admission: Admiss
     if ctx.options.shard is not None:
         result.notes.append(SHARDED_MIRROR.format(job=base_job(ctx.job.job)))
         return
-    vanished = er.vanished(admission.feed_keys())
+    vanished = er.vanished(admission.feed_key_blocks())
     result.deactivate = len(vanished)
     job = ctx.job
     if vanished.exceeds_cap(job) and not ctx.options.allow_mass_deactivate:

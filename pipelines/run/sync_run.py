@@ -32,6 +32,7 @@ from pipelines.run.engine import (
     feed_keys,
     gatekeeper_for,
     judge_size,
+    work_dir,
 )
 from pipelines.run.options import PARTIAL_FEED_NOTE, partial_feed
 from pipelines.run.shard_mirror import ShareKeys, check_group
@@ -237,8 +238,11 @@ class _Run:
             self.summary.notes.append(PARTIAL_FEED_NOTE)
             return None
         with self.er.open_feed() as feed:
-            keys = feed_keys(job.key, feed)
-        vanished = self.er.vanished(keys)
+            keys = feed_keys(job.key, feed, work_dir(self.ctx))
+        try:
+            vanished = self.er.vanished(keys)  # read in key order, bucket by bucket
+        finally:
+            keys.close()
         vanished.check_cap(job, allow=o.allow_mass_deactivate)
         return self.er.deactivations(vanished)
 

@@ -11,18 +11,20 @@ one would rename the product (§2.8).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from pipelines.admit.acked_state import AckedState
+from pipelines.admit.owned_keys import OWNED, owned_keys
 from pipelines.entities.products.product_job import ProductsJob
 from pipelines.errors import Refused
-from pipelines.ledger.ownership import keys_synced_by_job
+from pipelines.ledger.ownership import external_ids_at
 from pipelines.load.api_reader import ApiReader
 from pipelines.load.batching import Pending
+from pipelines.ops.sorted_keys import KeyCursor
 from pipelines.transform.serialize import serialize
 
 if TYPE_CHECKING:
@@ -66,19 +68,37 @@ class Deactivations:
 
 
 def find_vanished(
-    ledger: Ledger, job: ProductsJob, *, target_id: str, feed_keys: np.ndarray, acked: AckedState
+    ledger: Ledger,
+    job: ProductsJob,
+    *,
+    target_id: str,
+    feed_keys: np.ndarray | Iterable[np.ndarray],
+    acked: object = None,
 ) -> Vanished:
-    """``feed_keys`` sorted and unique; ``acked`` the ledger's acknowledged state, which
-    tells products already deactivated by an earlier run (they are neither live nor sent
-    again)."""
-    keys, ids = keys_synced_by_job(ledger, job=job.job, target_id=target_id, entity=job.entity)
-    live = ~acked.unchanged(acked.locate(keys), deactivated_hashes(ids))
-    absent = ~np.isin(keys, feed_keys, assume_unique=True)
-    pick = np.flatnonzero(live & absent)
-    return Vanished(int(live.sum()), keys[pick], [ids[i] for i in pick])
+    """``feed_keys``: every key of the feed, sorted and unique (an array), or in ascending
+    blocks (never held whole). The keys the job owns are read bucket by bucket in key order
+    and joined with them as they come; a product whose acknowledged content is its
+    deactivation record was deactivated by an earlier run (neither live nor sent again).
+    Only the vanished products' external ids are read. ``acked`` is not used (the ledger
+    is read here, bucket by bucket)."""
+    del acked
+    cursor = KeyCursor([feed_keys] if isinstance(feed_keys, np.ndarray) else feed_keys)
+    live = 0
+    picked = []
+    scope = {"job": job.job, "target_id": target_id, "entity": job.entity}
+    for owned, upper in owned_keys(ledger, **scope, retired=deactivated_hashes):
+        feed = cursor.upto(upper)  # the feed's keys in this bucket's range
+        owned = owned[owned["live"] == 1]
+        live += len(owned)
+        pos = np.minimum(np.searchsorted(feed, owned["key"]), max(len(feed) - 1, 0))
+        absent = feed[pos] != owned["key"] if len(feed) else np.ones(len(owned), bool)
+        picked.append(owned[absent])
+    gone = np.concatenate([np.empty(0, OWNED), *picked])
+    ids = external_ids_at(ledger, gone["seq"], gone["index"].astype(np.int64))
+    return Vanished(live, gone["key"].copy(), ids)
 
 
-def deactivated_hashes(external_ids: list[str]) -> np.ndarray:
+def deactivated_hashes(external_ids: list[str] | pa.Array) -> np.ndarray:
     """The content hash the ledger records for a deactivated product: that of
     ``{"active":false,"externalId":...}``. No feed record hashes the same (each has a SKU),
     so a product that comes back to the feed is sent again in full."""

@@ -142,14 +142,12 @@ class ProductsRun(EntityRun):
         return self.job.missing == "deactivate"
 
     def vanished(self, keys) -> Vanished:
-        """Products this job synced that the feed (``keys``, sorted) no longer holds."""
+        """Products this job synced that the feed (``keys``: sorted, or ascending blocks)
+        no longer holds."""
         from pipelines.entities.products.mirror import find_vanished
 
         ctx = self.ctx
-        acked = AckedState(*ctx.ledger.acked_state(target_id=ctx.target.id, entity="products"))
-        return find_vanished(
-            ctx.ledger, self.job, target_id=ctx.target.id, feed_keys=keys, acked=acked
-        )
+        return find_vanished(ctx.ledger, self.job, target_id=ctx.target.id, feed_keys=keys)
 
     def deactivations(self, vanished: Vanished) -> Deactivations:
         from pipelines.entities.products.mirror import deactivations
