@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -73,20 +74,20 @@ def find_vanished(
     *,
     target_id: str,
     feed_keys: np.ndarray | Iterable[np.ndarray],
-    acked: object = None,
+    directory: Path | None = None,
 ) -> Vanished:
     """``feed_keys``: every key of the feed, sorted and unique (an array), or in ascending
     blocks (never held whole). The keys the job owns are read bucket by bucket in key order
     and joined with them as they come; a product whose acknowledged content is its
     deactivation record was deactivated by an earlier run (neither live nor sent again).
-    Only the vanished products' external ids are read. ``acked`` is not used (the ledger
-    is read here, bucket by bucket)."""
-    del acked
+    Only the vanished products' external ids are read. The buckets go to ``directory``
+    (None: the system's temporary directory) when they do not fit in memory."""
     cursor = KeyCursor([feed_keys] if isinstance(feed_keys, np.ndarray) else feed_keys)
     live = 0
     picked = []
     scope = {"job": job.job, "target_id": target_id, "entity": job.entity}
-    for owned, upper in owned_keys(ledger, **scope, retired=deactivated_hashes):
+    found = owned_keys(ledger, **scope, retired=deactivated_hashes, directory=directory)
+    for owned, upper in found:
         feed = cursor.upto(upper)  # the feed's keys in this bucket's range
         owned = owned[owned["live"] == 1]
         live += len(owned)

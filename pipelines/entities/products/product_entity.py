@@ -147,7 +147,13 @@ class ProductsRun(EntityRun):
         from pipelines.entities.products.mirror import find_vanished
 
         ctx = self.ctx
-        return find_vanished(ctx.ledger, self.job, target_id=ctx.target.id, feed_keys=keys)
+        return find_vanished(
+            ctx.ledger,
+            self.job,
+            target_id=ctx.target.id,
+            feed_keys=keys,
+            directory=ctx.options.state_dir / "tmp",  # beside the ledger, as the run's files
+        )
 
     def deactivations(self, vanished: Vanished) -> Deactivations:
         from pipelines.entities.products.mirror import deactivations
