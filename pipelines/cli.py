@@ -286,7 +286,8 @@ def _report_run(outcome, settings, as_json: bool, log: Callable[[str], None]) ->
         data = outcome.to_dict(_target_label(settings))
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     elif outcome.summary is not None:
-        _print_summary(outcome.summary, as_json=False)
+        # the error is printed below: not a second time as the note that records it
+        _print_summary(outcome.summary, as_json=False, besides=outcome.error)
     if outcome.error is not None:
         crash = f"; please report it with {outcome.crash_report}" if outcome.crash_report else ""
         click.echo(f"error: {outcome.error}{crash}", err=True)
@@ -704,7 +705,7 @@ def _print_held(s: RunSummary) -> None:
         click.echo(f"    {s.given_up:,} of them the job's hold policy gave up waiting for")
 
 
-def _print_summary(summary: RunSummary, as_json: bool) -> None:
+def _print_summary(summary: RunSummary, as_json: bool, besides: str | None = None) -> None:
     if as_json:
         click.echo(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode())
         return
@@ -738,7 +739,8 @@ def _print_summary(summary: RunSummary, as_json: bool) -> None:
         click.echo(f"  rejects: {s.rejects_path}")
     _print_warnings(s)
     for note in s.notes:
-        click.echo(f"  note: {note}")
+        if note != besides:
+            click.echo(f"  note: {note}")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,11 @@ def test_4_mirror_mode_refuses_and_the_refusal_is_a_recorded_run(tmp_path, emula
     assert (result.exit_code, out["status"], out["exit_code"]) == (4, "refused", 4)
     with Ledger.connect(default_ledger_url(tmp_path), create=False) as ledger:
         assert ledger.recent_runs(limit=1)[0].status == "refused"
+    # On a terminal the refusal is said once: as the error, not also as a note above it.
+    env = {"NYMBLE_SYNC_HOME": str(tmp_path), "NYMBLE_LEDGER_URL": None, "NYMBLE_API_KEY": API_KEY}
+    text = CliRunner(env=env).invoke(main, ["run", str(job), "--target", emulator.base_url])
+    assert text.exit_code == 4 and f"error: {out['error']}" in text.output
+    assert text.output.count("mirror mode would deactivate") == 1
 
 
 def test_5_the_lock_is_held(tmp_path, emulator):
