@@ -10,7 +10,6 @@ back a few thousand rows at a time (:func:`pipelines.ledger.held_records.record_
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from typing import IO
 
 import numpy as np
 import pyarrow as pa
+
+from pipelines.ops.record_files import anonymous_file
 
 __all__ = ["HELD_SCHEMA", "HeldColumns", "as_text"]
 
@@ -86,7 +87,7 @@ class HeldColumns:
         )
         with self._lock:
             if self._writer is None:
-                self._file = _anonymous_file(self._directory)
+                self._file = open(anonymous_file(self._directory), "w+b")  # noqa: SIM115
                 # Closed with this object at the latest: a plan, or a run that stops
                 # midway, never reaches close().
                 weakref.finalize(self, self._file.close)
@@ -124,15 +125,3 @@ class HeldColumns:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-
-
-def _anonymous_file(directory: Path | None) -> IO[bytes]:
-    """A temporary file without a name, in ``directory`` if it can be made there, else in
-    the system's temporary directory. Closed by :meth:`HeldColumns.close` or with it."""
-    if directory is not None:
-        try:
-            Path(directory).mkdir(parents=True, exist_ok=True)
-            return tempfile.TemporaryFile(prefix="nymble-held-", dir=directory)  # noqa: SIM115
-        except OSError:
-            pass
-    return tempfile.TemporaryFile(prefix="nymble-held-")  # noqa: SIM115

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BLOCK", "RecordFile", "in_order", "take"]
+__all__ = ["BLOCK", "RecordFile", "anonymous_file", "in_order", "take"]
 
 BLOCK = 32  # records per indexed block (~1 KB): a lookup reads one block
 _SPAN = 1024  # blocks read at most in one call when neighbouring blocks are wanted (~1 MB)
@@ -53,7 +53,7 @@ class RecordFile:
     def __init__(self, dtype: np.dtype, directory: Path | None = None, *, sorted: bool = False):
         self.dtype = np.dtype(dtype)
         self.sorted = sorted
-        self._fd = _anonymous_file(directory)
+        self._fd = anonymous_file(directory)
         # Closed with this object at the latest: a run that stops midway leaves nothing open.
         self._closer = weakref.finalize(self, os.close, self._fd)
         self.count = 0
@@ -139,7 +139,7 @@ class RecordFile:
         return held["key"][pos] == keys, take(held, pos)
 
 
-def _anonymous_file(directory: Path | None) -> int:
+def anonymous_file(directory: Path | None) -> int:
     """A new file's descriptor, its name already removed; in ``directory`` if it can be
     made there, else in the system's temporary directory."""
     if directory is not None:
@@ -147,7 +147,7 @@ def _anonymous_file(directory: Path | None) -> int:
             Path(directory).mkdir(parents=True, exist_ok=True)
             fd, path = tempfile.mkstemp(prefix="nymble-", dir=directory)
         except OSError:
-            return _anonymous_file(None)
+            return anonymous_file(None)
     else:
         fd, path = tempfile.mkstemp(prefix="nymble-")
     os.unlink(path)
