@@ -88,17 +88,20 @@ def _probe() -> sa.CompoundSelect:
 def _creation_lock(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection in a transaction that no other process creating this ledger shares."""
     dialect = engine.dialect.name
+    if dialect in ("mysql", "mariadb"):
+        # The version row must be committed before the lock is released: a waiter that
+        # got the lock first and read no row inserted it again (duplicate key).
+        with engine.connect() as conn, _named_lock(conn, display_url(engine.url)):
+            yield conn
+            conn.commit()
+        return
     with engine.begin() as conn:
         if dialect == "postgresql":
             conn.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_S}s'"))
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
-            yield conn
-        elif dialect in ("mysql", "mariadb"):
-            with _named_lock(conn, display_url(engine.url)):
-                yield conn
         else:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-            yield conn
+        yield conn
 
 
 @contextmanager
